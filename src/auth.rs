@@ -1,0 +1,570 @@
+//! JWT auth, SimpleJWT-compatible: where a token is found, whether it is valid, and in
+//! words a developer can act on why not. Also mints dev tokens.
+//!
+//! The verifier returns a [`Principal`], never a bag of claims. Reasons never contain
+//! the token itself.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation};
+use rand::RngCore;
+use serde_json::{Map, Value};
+
+use crate::config::{Algorithm, AuthConfig, TokenSource};
+
+/// Who a valid token says the client is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The user id as a string (`3` and `"3"` are the same user).
+    pub user_id: String,
+    /// Expiry, seconds since the epoch.
+    pub exp: Option<u64>,
+}
+
+/// Where a handshake's token came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundToken {
+    /// The token.
+    pub token: String,
+    /// The subprotocol to echo back when the token came from `Sec-WebSocket-Protocol`.
+    pub echo_protocol: Option<String>,
+}
+
+/// Subprotocol names after which the next offered protocol is the token, as in
+/// `new WebSocket(url, ["access_token", token])`.
+const TOKEN_PROTOCOL_MARKERS: &[&str] = &["access_token", "bearer", "jwt", "token"];
+
+/// Looks for a token in the configured sources, in order.
+///
+/// `query` is the raw query string, `authorization` the header value, `protocols` the
+/// offered subprotocols in the client's order.
+pub fn find_token(
+    sources: &[TokenSource],
+    query: Option<&str>,
+    authorization: Option<&str>,
+    protocols: &[&str],
+) -> Option<FoundToken> {
+    for source in sources {
+        let found = match source {
+            TokenSource::Query(name) => query.and_then(|q| {
+                form_urlencoded_pairs(q)
+                    .find(|(k, v)| k == name && !v.is_empty())
+                    .map(|(_, v)| FoundToken {
+                        token: v,
+                        echo_protocol: None,
+                    })
+            }),
+            TokenSource::Header => authorization
+                .and_then(|h| {
+                    h.strip_prefix("Bearer ")
+                        .or_else(|| h.strip_prefix("bearer "))
+                })
+                .map(|t| FoundToken {
+                    token: t.trim().to_string(),
+                    echo_protocol: None,
+                }),
+            TokenSource::Subprotocol => token_from_protocols(protocols),
+        };
+        if found.is_some() {
+            return found;
+        }
+    }
+    None
+}
+
+fn token_from_protocols(protocols: &[&str]) -> Option<FoundToken> {
+    for (i, p) in protocols.iter().enumerate() {
+        if TOKEN_PROTOCOL_MARKERS.contains(&p.to_ascii_lowercase().as_str()) {
+            if let Some(token) = protocols.get(i + 1) {
+                return Some(FoundToken {
+                    token: token.to_string(),
+                    echo_protocol: Some(p.to_string()),
+                });
+            }
+        }
+    }
+    // A bare JWT as the only protocol: it has to be echoed back for the browser to
+    // accept the handshake.
+    protocols
+        .iter()
+        .find(|p| looks_like_jwt(p))
+        .map(|p| FoundToken {
+            token: p.to_string(),
+            echo_protocol: Some(p.to_string()),
+        })
+}
+
+fn looks_like_jwt(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('.').collect();
+    parts.len() == 3 && parts[0].starts_with("eyJ")
+}
+
+fn form_urlencoded_pairs(q: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    q.split('&').filter(|p| !p.is_empty()).map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (percent_decode(k), percent_decode(v))
+    })
+}
+
+fn percent_decode(s: &str) -> String {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let decoded = match bytes[i] {
+            b'+' => Some((b' ', 1)),
+            b'%' if i + 2 < bytes.len() => {
+                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                    (Some(h), Some(l)) => Some((h * 16 + l, 3)),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        let (b, step) = decoded.unwrap_or((bytes[i], 1));
+        out.push(b);
+        i += step;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Replaces the values of token-carrying query parameters with `…redacted`.
+pub fn redact_query(query: &str) -> String {
+    const SECRET_KEYS: &[&str] = &["token", "access_token", "jwt", "key", "api_key", "apikey"];
+    query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((k, _)) if SECRET_KEYS.contains(&k.to_ascii_lowercase().as_str()) => {
+                format!("{k}=…redacted")
+            }
+            _ => pair.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// Why an auth setup could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// `secret_env` names a variable that is not set.
+    #[error("auth.secret_env: environment variable {0} is not set")]
+    SecretEnvMissing(String),
+    /// The public key file is missing or unreadable.
+    #[error("auth.public_key_file: {path}: {message}")]
+    PublicKey {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// RS256/ES256 without a key file.
+    #[error("auth.algorithm = {0} needs auth.public_key_file")]
+    NoPublicKey(Algorithm),
+    /// Minting needs the private half.
+    #[error(
+        "cannot mint {0} tokens: Sockpit only holds the public key (use an HS* algorithm for dev tokens)"
+    )]
+    CannotMint(Algorithm),
+    /// Signing failed.
+    #[error("signing failed: {0}")]
+    Sign(String),
+}
+
+/// A token verifier (and, for HS*, minter) built once from `[auth]`.
+pub struct Verifier {
+    config: AuthConfig,
+    decoding: DecodingKey,
+    encoding: Option<EncodingKey>,
+    validation: Validation,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("algorithm", &self.config.algorithm)
+            .finish_non_exhaustive()
+    }
+}
+
+fn jwt_alg(a: Algorithm) -> jsonwebtoken::Algorithm {
+    match a {
+        Algorithm::HS256 => jsonwebtoken::Algorithm::HS256,
+        Algorithm::HS384 => jsonwebtoken::Algorithm::HS384,
+        Algorithm::HS512 => jsonwebtoken::Algorithm::HS512,
+        Algorithm::RS256 => jsonwebtoken::Algorithm::RS256,
+        Algorithm::ES256 => jsonwebtoken::Algorithm::ES256,
+    }
+}
+
+impl Verifier {
+    /// Builds a verifier. `secret` is the HMAC secret already resolved by the caller
+    /// (config, env or generated); it is ignored for RS256/ES256.
+    pub fn new(config: &AuthConfig, secret: &str) -> Result<Self, AuthError> {
+        let alg = config.algorithm;
+        let (decoding, encoding) = if alg.uses_secret() {
+            (
+                DecodingKey::from_secret(secret.as_bytes()),
+                Some(EncodingKey::from_secret(secret.as_bytes())),
+            )
+        } else {
+            let path = config
+                .public_key_file
+                .as_ref()
+                .ok_or(AuthError::NoPublicKey(alg))?;
+            let pem = std::fs::read(path).map_err(|e| AuthError::PublicKey {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            })?;
+            let key = match alg {
+                Algorithm::RS256 => DecodingKey::from_rsa_pem(&pem),
+                _ => DecodingKey::from_ec_pem(&pem),
+            }
+            .map_err(|e| AuthError::PublicKey {
+                path: path.display().to_string(),
+                message: format!("not a PEM public key for {alg}: {e}"),
+            })?;
+            (key, None)
+        };
+        let mut validation = Validation::new(jwt_alg(alg));
+        validation.leeway = config.leeway_s;
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.set_required_spec_claims(&["exp"]);
+        validation.validate_aud = config.audience.is_some();
+        if let Some(aud) = &config.audience {
+            validation.set_audience(&[aud]);
+        }
+        if let Some(iss) = &config.issuer {
+            validation.set_issuer(&[iss]);
+        }
+        Ok(Self {
+            config: config.clone(),
+            decoding,
+            encoding,
+            validation,
+        })
+    }
+
+    /// The pinned algorithm.
+    pub fn algorithm(&self) -> Algorithm {
+        self.config.algorithm
+    }
+
+    /// Verifies `token`; `Err` is the human reason (close 4001).
+    pub fn verify(&self, token: &str) -> Result<Principal, String> {
+        self.verify_at(token, now_secs())
+    }
+
+    fn verify_at(&self, token: &str, now: u64) -> Result<Principal, String> {
+        let (header, claims) = peek(token)?;
+        let alg = header.get("alg").and_then(Value::as_str).unwrap_or("(none)");
+        let expected = self.config.algorithm.to_string();
+        if alg != expected {
+            return Err(format!("alg {alg} not allowed (expected {expected})"));
+        }
+        let data = jsonwebtoken::decode::<Map<String, Value>>(
+            token,
+            &self.decoding,
+            &self.validation,
+        )
+        .map_err(|e| self.explain(e.kind(), &claims, now))?;
+        let claims = data.claims;
+        // The crate allows `exp` up to u64::MAX and unlimited clock skew on `nbf` only
+        // through leeway; our own checks below cover what SimpleJWT adds.
+        let want = &self.config.token_type;
+        if !want.is_empty() {
+            match claims.get("token_type") {
+                Some(Value::String(t)) if t == want => {}
+                Some(Value::String(t)) => {
+                    return Err(format!("token_type {t} (expected {want})"));
+                }
+                _ => return Err(format!("claim token_type missing (expected {want})")),
+            }
+        }
+        let user_id = self.user_of(&claims)?;
+        Ok(Principal {
+            user_id,
+            exp: claims.get("exp").and_then(Value::as_u64),
+        })
+    }
+
+    fn user_of(&self, claims: &Map<String, Value>) -> Result<String, String> {
+        let claim = &self.config.user_claim;
+        let value = claims.get(claim).or_else(|| claims.get("sub"));
+        match value {
+            Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+            Some(Value::Number(n)) => Ok(n.to_string()),
+            Some(_) => Err(format!("claim {claim} must be a string or a number")),
+            None => Err(format!("claim {claim} missing")),
+        }
+    }
+
+    fn explain(&self, kind: &ErrorKind, claims: &Map<String, Value>, now: u64) -> String {
+        match kind {
+            ErrorKind::InvalidSignature => {
+                if self.config.algorithm.uses_secret() {
+                    "bad signature (check the secret)".into()
+                } else {
+                    "bad signature (check the public key)".into()
+                }
+            }
+            ErrorKind::ExpiredSignature => match claims.get("exp").and_then(Value::as_u64) {
+                Some(exp) => format!(
+                    "token expired {} ago",
+                    human_duration(now.saturating_sub(exp))
+                ),
+                None => "token expired".into(),
+            },
+            ErrorKind::ImmatureSignature => match claims.get("nbf").and_then(Value::as_u64) {
+                Some(nbf) => format!(
+                    "token not valid yet (nbf in {})",
+                    human_duration(nbf.saturating_sub(now))
+                ),
+                None => "token not valid yet (nbf)".into(),
+            },
+            ErrorKind::MissingRequiredClaim(c) => format!("claim {c} missing"),
+            ErrorKind::InvalidClaimFormat(c) => format!("claim {c} has the wrong type"),
+            ErrorKind::InvalidAudience => format!(
+                "aud {} not accepted (expected {})",
+                claims.get("aud").map(Value::to_string).unwrap_or_default(),
+                self.config.audience.as_deref().unwrap_or("none")
+            ),
+            ErrorKind::InvalidIssuer => format!(
+                "iss {} not accepted (expected {})",
+                claims.get("iss").map(Value::to_string).unwrap_or_default(),
+                self.config.issuer.as_deref().unwrap_or("none")
+            ),
+            ErrorKind::InvalidAlgorithm => format!(
+                "alg not allowed (expected {})",
+                self.config.algorithm
+            ),
+            ErrorKind::Json(e) if e.to_string().contains("exp") => {
+                "claim exp must be a number".into()
+            }
+            other => format!("token malformed ({other:?})"),
+        }
+    }
+
+    /// Mints a SimpleJWT-shaped access token for `user_id`.
+    pub fn mint(
+        &self,
+        user_id: &str,
+        ttl: Duration,
+        extra: &Map<String, Value>,
+    ) -> Result<String, AuthError> {
+        let key = self
+            .encoding
+            .as_ref()
+            .ok_or(AuthError::CannotMint(self.config.algorithm))?;
+        let now = now_secs();
+        let mut claims = Map::new();
+        if !self.config.token_type.is_empty() {
+            claims.insert("token_type".into(), self.config.token_type.clone().into());
+        }
+        claims.insert("exp".into(), (now + ttl.as_secs()).into());
+        claims.insert("iat".into(), now.into());
+        let mut jti = [0u8; 16];
+        rand::rng().fill_bytes(&mut jti);
+        claims.insert(
+            "jti".into(),
+            jti.iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+                .into(),
+        );
+        // SimpleJWT keeps integer primary keys as numbers.
+        let uid = match user_id.parse::<i64>() {
+            Ok(n) => Value::from(n),
+            Err(_) => Value::from(user_id),
+        };
+        claims.insert(self.config.user_claim.clone(), uid);
+        if let Some(aud) = &self.config.audience {
+            claims.insert("aud".into(), aud.clone().into());
+        }
+        if let Some(iss) = &self.config.issuer {
+            claims.insert("iss".into(), iss.clone().into());
+        }
+        for (k, v) in extra {
+            claims.insert(k.clone(), v.clone());
+        }
+        jsonwebtoken::encode(
+            &Header::new(jwt_alg(self.config.algorithm)),
+            &claims,
+            key,
+        )
+        .map_err(|e| AuthError::Sign(e.to_string()))
+    }
+}
+
+/// Decodes header and claims without checking anything, for explanations.
+fn peek(token: &str) -> Result<(Map<String, Value>, Map<String, Value>), String> {
+    let malformed = || "token malformed (expected header.payload.signature)".to_string();
+    let mut parts = token.split('.');
+    let (Some(h), Some(p), Some(_), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(malformed());
+    };
+    let decode = |s: &str| -> Option<Map<String, Value>> {
+        let bytes = URL_SAFE_NO_PAD.decode(s.trim_end_matches('=')).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    };
+    match (decode(h), decode(p)) {
+        (Some(h), Some(p)) => Ok((h, p)),
+        _ => Err(malformed()),
+    }
+}
+
+/// Seconds since the epoch.
+pub fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// `3m12s`, `2h5m`, `4d3h`, `42s`.
+pub fn human_duration(secs: u64) -> String {
+    let (d, h, m, s) = (secs / 86400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) => format!("{m}m{s}s"),
+        (0, _, _) => format!("{h}h{m}m"),
+        _ => format!("{d}d{h}h"),
+    }
+}
+
+/// Parses `30s`, `15m`, `1h`, `7d` or plain seconds.
+pub fn parse_ttl(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("bad duration {s:?} (expected e.g. 30s, 15m, 1h, 7d)"))?;
+    let mult = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return Err(format!("bad duration {s:?} (expected e.g. 30s, 15m, 1h, 7d)")),
+    };
+    Ok(Duration::from_secs(n * mult))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hs256() -> Verifier {
+        Verifier::new(&AuthConfig::default(), "s3cret").unwrap()
+    }
+
+    fn sign(claims: Value, alg: jsonwebtoken::Algorithm, secret: &str) -> String {
+        jsonwebtoken::encode(
+            &Header::new(alg),
+            &claims,
+            &EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn simplejwt_token_passes_and_int_user_is_a_string() {
+        let now = now_secs();
+        let t = sign(
+            serde_json::json!({"token_type":"access","exp":now+60,"iat":now,"jti":"x","user_id":3}),
+            jsonwebtoken::Algorithm::HS256,
+            "s3cret",
+        );
+        assert_eq!(hs256().verify(&t).unwrap().user_id, "3");
+    }
+
+    #[test]
+    fn reasons() {
+        let v = hs256();
+        let now = now_secs();
+        let base = |extra: Value| {
+            let mut c = serde_json::json!({"token_type":"access","exp":now+60,"user_id":"7"});
+            c.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            c
+        };
+        let expired = sign(
+            base(serde_json::json!({"exp": now - 192})),
+            jsonwebtoken::Algorithm::HS256,
+            "s3cret",
+        );
+        assert_eq!(v.verify_at(&expired, now).unwrap_err(), "token expired 3m12s ago");
+        let wrong = sign(base(serde_json::json!({})), jsonwebtoken::Algorithm::HS256, "nope");
+        assert_eq!(v.verify(&wrong).unwrap_err(), "bad signature (check the secret)");
+        let refresh = sign(
+            base(serde_json::json!({"token_type":"refresh"})),
+            jsonwebtoken::Algorithm::HS256,
+            "s3cret",
+        );
+        assert_eq!(v.verify(&refresh).unwrap_err(), "token_type refresh (expected access)");
+        let hs512 = sign(base(serde_json::json!({})), jsonwebtoken::Algorithm::HS512, "s3cret");
+        assert_eq!(v.verify(&hs512).unwrap_err(), "alg HS512 not allowed (expected HS256)");
+        let none = format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#),
+            URL_SAFE_NO_PAD.encode(base(serde_json::json!({})).to_string())
+        );
+        assert_eq!(v.verify(&none).unwrap_err(), "alg none not allowed (expected HS256)");
+        assert!(v.verify("garbage").unwrap_err().starts_with("token malformed"));
+        let no_user = sign(
+            serde_json::json!({"token_type":"access","exp":now+60}),
+            jsonwebtoken::Algorithm::HS256,
+            "s3cret",
+        );
+        assert_eq!(v.verify(&no_user).unwrap_err(), "claim user_id missing");
+        let no_exp = sign(
+            serde_json::json!({"token_type":"access","user_id":1}),
+            jsonwebtoken::Algorithm::HS256,
+            "s3cret",
+        );
+        assert_eq!(v.verify(&no_exp).unwrap_err(), "claim exp missing");
+        let later = sign(
+            base(serde_json::json!({"nbf": now + 100})),
+            jsonwebtoken::Algorithm::HS256,
+            "s3cret",
+        );
+        assert!(v.verify(&later).unwrap_err().starts_with("token not valid yet"));
+    }
+
+    #[test]
+    fn minted_tokens_verify() {
+        let v = hs256();
+        let t = v
+            .mint("42", Duration::from_secs(60), &Map::new())
+            .unwrap();
+        assert_eq!(v.verify(&t).unwrap().user_id, "42");
+    }
+
+    #[test]
+    fn token_sources_in_order() {
+        let sources = AuthConfig::default().token_sources;
+        let f = find_token(&sources, Some("a=1&token=abc"), Some("Bearer def"), &[]).unwrap();
+        assert_eq!(f.token, "abc");
+        let f = find_token(&sources, Some("a=1"), Some("Bearer def"), &[]).unwrap();
+        assert_eq!(f.token, "def");
+        let f = find_token(&sources, None, None, &["access_token", "ghi"]).unwrap();
+        assert_eq!((f.token.as_str(), f.echo_protocol.as_deref()), ("ghi", Some("access_token")));
+        assert!(find_token(&sources, None, None, &["chat"]).is_none());
+        let f = find_token(&sources, Some("token=a%2Bb"), None, &[]).unwrap();
+        assert_eq!(f.token, "a+b");
+    }
+
+    #[test]
+    fn redaction_and_durations() {
+        assert_eq!(redact_query("room=1&token=abc"), "room=1&token=…redacted");
+        assert_eq!(human_duration(192), "3m12s");
+        assert_eq!(human_duration(42), "42s");
+        assert_eq!(parse_ttl("1h").unwrap(), Duration::from_secs(3600));
+        assert!(parse_ttl("1y").is_err());
+    }
+}

@@ -1,0 +1,703 @@
+//! Configuration: the TOML schema of DESIGN.md, parsed and validated in one step.
+//!
+//! Every value that can be wrong is checked while deserialising (newtypes with
+//! `TryFrom`, `deny_unknown_fields`), so a bad file fails with the TOML span of the
+//! offending key and [`ConfigError`] can name the key and line. A [`Config`] that exists
+//! is valid; the server never re-checks it.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::endpoint::{ChannelTemplate, PathPattern};
+use crate::origin::OriginPattern;
+
+/// The name of the config file looked up in the working directory.
+pub const DEFAULT_FILE: &str = "sockpit.toml";
+
+/// The whole configuration. `Default` is DESIGN.md's built-in config.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// `[server]`: listener, origins and limits.
+    pub server: ServerConfig,
+    /// `[auth]`: how WebSocket clients prove who they are.
+    pub auth: AuthConfig,
+    /// `[api]`: the admin/publish API under `/_sockpit/`.
+    pub api: ApiConfig,
+    /// `[proxy]`: reverse proxy to an upstream (reserved; see DESIGN.md "Coming later").
+    pub proxy: ProxyConfig,
+    /// `[log]`: the event ring and log file.
+    pub log: LogConfig,
+    /// `[[endpoint]]`: the WebSocket paths; a file that lists any replaces the defaults.
+    #[serde(rename = "endpoint")]
+    pub endpoints: Vec<EndpointConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            server: ServerConfig::default(),
+            auth: AuthConfig::default(),
+            api: ApiConfig::default(),
+            proxy: ProxyConfig::default(),
+            log: LogConfig::default(),
+            endpoints: default_endpoints(),
+        }
+    }
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on; loopback by default.
+    pub bind: IpAddr,
+    /// TCP port.
+    pub port: u16,
+    /// Browser origins allowed to open a WebSocket; a request without Origin is allowed.
+    pub allowed_origins: Vec<OriginPattern>,
+    /// How a refused handshake is answered.
+    pub reject: RejectMode,
+    /// Open WebSocket connections at most (then close 4029).
+    pub max_connections: Positive,
+    /// Largest message a client may send (then close 1009).
+    pub max_message_bytes: Positive,
+    /// Outbound messages queued per connection before it is closed with 1008.
+    pub send_queue: Positive,
+    /// Seconds a client has to send its request head.
+    pub handshake_timeout_s: Positive,
+    /// Seconds between server pings.
+    pub ping_interval_s: Positive,
+    /// Seconds without any frame from the client before it is closed.
+    pub idle_timeout_s: Positive,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            bind: IpAddr::from([127, 0, 0, 1]),
+            port: 8000,
+            allowed_origins: vec![
+                OriginPattern::parse("http://localhost:*").expect("valid default"),
+                OriginPattern::parse("http://127.0.0.1:*").expect("valid default"),
+            ],
+            reject: RejectMode::Close,
+            max_connections: Positive(10_000),
+            max_message_bytes: Positive(1 << 20),
+            send_queue: Positive(256),
+            handshake_timeout_s: Positive(10),
+            ping_interval_s: Positive(20),
+            idle_timeout_s: Positive(60),
+        }
+    }
+}
+
+/// How refused handshakes are answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RejectMode {
+    /// Accept the upgrade, then close with a 4xxx code and a reason the page can read.
+    Close,
+    /// Answer with a plain HTTP 401/403/404/503 (browsers only see 1006).
+    Http,
+}
+
+/// A whole number greater than zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(try_from = "u64", into = "u64")]
+pub struct Positive(pub u64);
+
+impl Positive {
+    /// The value as a `usize`, saturating.
+    pub fn get(self) -> usize {
+        usize::try_from(self.0).unwrap_or(usize::MAX)
+    }
+}
+
+impl TryFrom<u64> for Positive {
+    type Error = String;
+    fn try_from(v: u64) -> Result<Self, String> {
+        if v == 0 {
+            Err("must be greater than 0".into())
+        } else {
+            Ok(Self(v))
+        }
+    }
+}
+
+impl From<Positive> for u64 {
+    fn from(p: Positive) -> u64 {
+        p.0
+    }
+}
+
+/// `[auth]`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// The one algorithm tokens may use.
+    pub algorithm: Algorithm,
+    /// HMAC secret (HS*). Empty: see `secret_env`, then the generated dev secret.
+    pub secret: String,
+    /// Name of an environment variable holding the secret.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_env: Option<String>,
+    /// PEM public key for RS256/ES256.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_key_file: Option<PathBuf>,
+    /// Where a token is looked for, in order.
+    pub token_sources: Vec<TokenSource>,
+    /// Claim holding the user id (falls back to `sub`).
+    pub user_claim: String,
+    /// Required `token_type` claim (SimpleJWT); empty turns the check off.
+    pub token_type: String,
+    /// Seconds of clock skew tolerated on `exp` and `nbf`.
+    pub leeway_s: u64,
+    /// Required `aud`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+    /// Required `iss`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            algorithm: Algorithm::HS256,
+            secret: String::new(),
+            secret_env: None,
+            public_key_file: None,
+            token_sources: vec![
+                TokenSource::Query("token".into()),
+                TokenSource::Header,
+                TokenSource::Subprotocol,
+            ],
+            user_claim: "user_id".into(),
+            token_type: "access".into(),
+            leeway_s: 0,
+            audience: None,
+            issuer: None,
+        }
+    }
+}
+
+/// JWT algorithms Sockpit accepts; exactly one is pinned by config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[allow(missing_docs)]
+pub enum Algorithm {
+    HS256,
+    HS384,
+    HS512,
+    RS256,
+    ES256,
+}
+
+impl Algorithm {
+    /// HS* algorithms sign with a shared secret; the others verify with a public key.
+    pub fn uses_secret(self) -> bool {
+        matches!(self, Self::HS256 | Self::HS384 | Self::HS512)
+    }
+}
+
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// Where a token may come from.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum TokenSource {
+    /// `query:NAME`: the query parameter NAME.
+    Query(String),
+    /// `header`: `Authorization: Bearer <token>`.
+    Header,
+    /// `subprotocol`: `Sec-WebSocket-Protocol` (see README for the accepted shapes).
+    Subprotocol,
+}
+
+impl TryFrom<String> for TokenSource {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        match s.as_str() {
+            "header" => Ok(Self::Header),
+            "subprotocol" => Ok(Self::Subprotocol),
+            _ => match s.strip_prefix("query:") {
+                Some(name) if !name.is_empty() => Ok(Self::Query(name.into())),
+                _ => Err(format!(
+                    "unknown token source {s:?} (expected \"query:NAME\", \"header\" or \"subprotocol\")"
+                )),
+            },
+        }
+    }
+}
+
+impl From<TokenSource> for String {
+    fn from(s: TokenSource) -> String {
+        match s {
+            TokenSource::Query(name) => format!("query:{name}"),
+            TokenSource::Header => "header".into(),
+            TokenSource::Subprotocol => "subprotocol".into(),
+        }
+    }
+}
+
+/// `[api]`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// The API key. Empty: `key_env`, then the generated key in the data dir.
+    pub key: String,
+    /// Name of an environment variable holding the API key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_env: Option<String>,
+    /// Host names accepted on `/_sockpit/` (loopback addresses always are).
+    pub hosts: Vec<String>,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            key: String::new(),
+            key_env: None,
+            hosts: vec!["localhost".into(), "127.0.0.1".into(), "[::1]".into()],
+        }
+    }
+}
+
+/// `[proxy]`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// Upstream HTTP server for every non-WebSocket request (not implemented yet).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// Events kept in memory for the UI.
+    pub ring: Positive,
+    /// Log file; default `sockpit.log.jsonl` in the data dir.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<PathBuf>,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            ring: Positive(10_000),
+            file: None,
+        }
+    }
+}
+
+/// What a client's message does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnMessage {
+    /// Sent to every member of the endpoint's first channel.
+    Broadcast,
+    /// Sent back to the sender.
+    Echo,
+    /// Ignored (logged).
+    Drop,
+    /// POSTed to `webhook` (not implemented yet).
+    Webhook,
+}
+
+/// One `[[endpoint]]`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(try_from = "RawEndpoint", into = "RawEndpoint")]
+pub struct EndpointConfig {
+    /// The WebSocket path, with `{name}` segments.
+    pub path: PathPattern,
+    /// Channels a connection joins; the first is where `broadcast` goes.
+    pub channels: Vec<ChannelTemplate>,
+    /// `jwt` or `none`.
+    pub auth: AuthMode,
+    /// What a client's message does.
+    pub on_message: OnMessage,
+    /// Backend URL for `on_message = "webhook"`.
+    pub webhook: Option<String>,
+    /// Whether a broadcast also reaches its sender.
+    pub echo_self: bool,
+}
+
+/// Whether an endpoint requires a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// A valid JWT is required.
+    Jwt,
+    /// Anyone may connect.
+    None,
+}
+
+/// The file shape of an endpoint, checked as a whole by `TryFrom`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct RawEndpoint {
+    path: PathPattern,
+    #[serde(default, skip_serializing_if = "OneOrMany::is_empty")]
+    channel: OneOrMany,
+    #[serde(default = "default_auth")]
+    auth: AuthMode,
+    #[serde(default = "default_on_message")]
+    on_message: OnMessage,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    webhook: Option<String>,
+    #[serde(default = "yes")]
+    echo_self: bool,
+}
+
+fn default_auth() -> AuthMode {
+    AuthMode::Jwt
+}
+fn default_on_message() -> OnMessage {
+    OnMessage::Drop
+}
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    #[default]
+    None,
+    One(ChannelTemplate),
+    Many(Vec<ChannelTemplate>),
+}
+
+impl OneOrMany {
+    fn is_empty(&self) -> bool {
+        matches!(self, Self::None) || matches!(self, Self::Many(v) if v.is_empty())
+    }
+}
+
+impl TryFrom<RawEndpoint> for EndpointConfig {
+    type Error = String;
+    fn try_from(raw: RawEndpoint) -> Result<Self, String> {
+        let channels = match raw.channel {
+            OneOrMany::None => vec![],
+            OneOrMany::One(c) => vec![c],
+            OneOrMany::Many(v) => v,
+        };
+        let path = raw.path;
+        for ch in &channels {
+            for name in ch.placeholders() {
+                if name == "user" {
+                    if raw.auth == AuthMode::None {
+                        return Err(format!(
+                            "endpoint {path}: channel {ch} uses {{user}} but auth = \"none\" has no user"
+                        ));
+                    }
+                } else if !path.params().any(|p| p == name) {
+                    return Err(format!(
+                        "endpoint {path}: channel {ch} uses {{{name}}}, which the path does not capture"
+                    ));
+                }
+            }
+        }
+        if raw.on_message == OnMessage::Broadcast && channels.is_empty() {
+            return Err(format!(
+                "endpoint {path}: on_message = \"broadcast\" needs a channel"
+            ));
+        }
+        if raw.on_message == OnMessage::Webhook {
+            return Err(format!(
+                "endpoint {path}: on_message = \"webhook\" is not supported yet (use broadcast, echo or drop)"
+            ));
+        }
+        Ok(Self {
+            path,
+            channels,
+            auth: raw.auth,
+            on_message: raw.on_message,
+            webhook: raw.webhook,
+            echo_self: raw.echo_self,
+        })
+    }
+}
+
+impl From<EndpointConfig> for RawEndpoint {
+    fn from(e: EndpointConfig) -> Self {
+        let channel = match e.channels.len() {
+            0 => OneOrMany::None,
+            1 => OneOrMany::One(e.channels.into_iter().next().expect("one")),
+            _ => OneOrMany::Many(e.channels),
+        };
+        Self {
+            path: e.path,
+            channel,
+            auth: e.auth,
+            on_message: e.on_message,
+            webhook: e.webhook,
+            echo_self: e.echo_self,
+        }
+    }
+}
+
+impl EndpointConfig {
+    /// An endpoint with the given path and the file defaults otherwise.
+    pub fn new(path: &str, channels: &[&str], auth: AuthMode, on_message: OnMessage) -> Self {
+        Self {
+            path: PathPattern::parse(path).expect("valid endpoint path"),
+            channels: channels
+                .iter()
+                .map(|c| ChannelTemplate::parse(c).expect("valid channel template"))
+                .collect(),
+            auth,
+            on_message,
+            webhook: None,
+            echo_self: true,
+        }
+    }
+}
+
+/// DESIGN.md's default endpoints, used when the config names none.
+pub fn default_endpoints() -> Vec<EndpointConfig> {
+    vec![
+        EndpointConfig::new(
+            "/ws/dashboard/",
+            &["dashboard"],
+            AuthMode::Jwt,
+            OnMessage::Drop,
+        ),
+        EndpointConfig::new("/ws/echo/", &[], AuthMode::None, OnMessage::Echo),
+    ]
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A key or value in the file is wrong.
+    #[error("{file}:{line}: {key}: {message}")]
+    Invalid {
+        /// The file name (or `<config>` for text given directly).
+        file: String,
+        /// 1-based line of the offending key or value.
+        line: usize,
+        /// Dotted key, e.g. `server.port` or `endpoint[2].channel`.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// An environment override has a bad value.
+    #[error("{var}={value:?}: {message}")]
+    Env {
+        /// The variable.
+        var: &'static str,
+        /// Its value.
+        value: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Parses and validates TOML text; `file` names it in errors.
+    pub fn from_toml(text: &str, file: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| {
+            let mut span = e.span().unwrap_or(0..0);
+            // toml reports an `[[endpoint]]` entry's own check on the whole array: point
+            // at the entry's `path` line instead, which the message names.
+            if let Some(at) = e
+                .message()
+                .strip_prefix("endpoint ")
+                .and_then(|m| m.split(':').next())
+                .and_then(|path| text.find(&format!("\"{path}\"")))
+            {
+                span = at..at;
+            }
+            let (line, key) = locate(text, span);
+            ConfigError::Invalid {
+                file: file.to_string(),
+                line,
+                key,
+                message: e.message().trim().to_string(),
+            }
+        })
+    }
+
+    /// Reads and validates a file.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml(&text, &path.display().to_string())
+    }
+
+    /// The CLI's rule: `explicit` if given, else `sockpit.toml` in the working dir if
+    /// present, else the built-in defaults; then the `SOCKPIT_*` environment overrides.
+    pub fn load(explicit: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut config = match explicit {
+            Some(path) => Self::from_file(path)?,
+            None if Path::new(DEFAULT_FILE).exists() => Self::from_file(Path::new(DEFAULT_FILE))?,
+            None => Self::default(),
+        };
+        config.apply_env(|k| std::env::var(k).ok())?;
+        Ok(config)
+    }
+
+    /// Applies `SOCKPIT_PORT`, `SOCKPIT_BIND`, `SOCKPIT_JWT_SECRET` and `SOCKPIT_API_KEY`
+    /// (`SOCKPIT_DATA_DIR` is read by [`crate::datadir`]).
+    pub fn apply_env(
+        &mut self,
+        get: impl Fn(&'static str) -> Option<String>,
+    ) -> Result<(), ConfigError> {
+        if let Some(v) = get("SOCKPIT_PORT") {
+            self.server.port = v.trim().parse().map_err(|_| ConfigError::Env {
+                var: "SOCKPIT_PORT",
+                value: v.clone(),
+                message: "expected a port number 0-65535".into(),
+            })?;
+        }
+        if let Some(v) = get("SOCKPIT_BIND") {
+            self.server.bind = v.trim().parse().map_err(|_| ConfigError::Env {
+                var: "SOCKPIT_BIND",
+                value: v.clone(),
+                message: "expected an IP address such as 127.0.0.1".into(),
+            })?;
+        }
+        if let Some(v) = get("SOCKPIT_JWT_SECRET").filter(|v| !v.is_empty()) {
+            self.auth.secret = v;
+        }
+        if let Some(v) = get("SOCKPIT_API_KEY").filter(|v| !v.is_empty()) {
+            self.api.key = v;
+        }
+        Ok(())
+    }
+
+    /// The config as TOML text (what Settings will write back).
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+}
+
+/// 1-based line of `span.start` and the dotted key written there.
+fn locate(text: &str, span: std::ops::Range<usize>) -> (usize, String) {
+    let start = span.start.min(text.len());
+    let line_no = text[..start].matches('\n').count() + 1;
+    let lines: Vec<&str> = text.lines().collect();
+    let here = lines.get(line_no - 1).copied().unwrap_or("").trim();
+    // The table this line belongs to: the nearest header at or above it.
+    let mut section = String::new();
+    for (i, l) in lines.iter().enumerate().take(line_no).rev() {
+        let l = l.trim();
+        if let Some(name) = l.strip_prefix("[[").and_then(|r| r.split("]]").next()) {
+            let index = lines[..i]
+                .iter()
+                .filter(|p| p.trim().starts_with(&format!("[[{name}]]")))
+                .count();
+            section = format!("{}[{index}]", name.trim());
+            break;
+        }
+        if let Some(name) = l.strip_prefix('[').and_then(|r| r.split(']').next()) {
+            section = name.trim().to_string();
+            break;
+        }
+    }
+    let key = match here.split_once('=') {
+        Some((k, _)) if !here.starts_with('[') => k.trim().trim_matches('"').to_string(),
+        _ => String::new(),
+    };
+    let key = match (section.is_empty(), key.is_empty()) {
+        (true, true) => "(top level)".to_string(),
+        (true, false) => key,
+        (false, true) => section,
+        (false, false) => format!("{section}.{key}"),
+    };
+    (line_no, key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_matches_design() {
+        let c = Config::default();
+        assert_eq!(c.server.port, 8000);
+        assert_eq!(c.server.bind.to_string(), "127.0.0.1");
+        assert_eq!(c.endpoints.len(), 2);
+        assert_eq!(c.endpoints[0].path.as_str(), "/ws/dashboard/");
+        assert_eq!(c.endpoints[1].on_message, OnMessage::Echo);
+        assert_eq!(c.auth.leeway_s, 0);
+    }
+
+    #[test]
+    fn empty_file_is_the_builtin_config() {
+        assert_eq!(Config::from_toml("", "x").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let text = "[server]\nport = 9000\nbogus = 1\n";
+        let err = Config::from_toml(text, "s.toml").unwrap_err().to_string();
+        assert!(err.starts_with("s.toml:3: server.bogus:"), "{err}");
+        assert!(err.contains("unknown field `bogus`"), "{err}");
+    }
+
+    #[test]
+    fn bad_value_names_key_and_line() {
+        let text = "[server]\n\nport = \"abc\"\n";
+        let err = Config::from_toml(text, "s.toml").unwrap_err().to_string();
+        assert!(err.starts_with("s.toml:3: server.port:"), "{err}");
+    }
+
+    #[test]
+    fn endpoint_errors_name_the_endpoint() {
+        let text = "[[endpoint]]\npath = \"/a/\"\n\n[[endpoint]]\npath = \"/ws/{room}/\"\nchannel = \"chat.{rom}\"\n";
+        let err = Config::from_toml(text, "s.toml").unwrap_err().to_string();
+        assert!(err.contains("endpoint[1]"), "{err}");
+        assert!(err.contains("{rom}"), "{err}");
+    }
+
+    #[test]
+    fn channel_is_one_or_many_and_round_trips() {
+        let text = "[[endpoint]]\npath = \"/ws/d/\"\nchannel = [\"dashboard\", \"user_{user}\"]\n";
+        let c = Config::from_toml(text, "x").unwrap();
+        assert_eq!(c.endpoints[0].channels.len(), 2);
+        let again = Config::from_toml(&c.to_toml(), "x").unwrap();
+        assert_eq!(again, c);
+    }
+
+    #[test]
+    fn env_overrides_and_their_errors() {
+        let mut c = Config::default();
+        c.apply_env(|k| (k == "SOCKPIT_PORT").then(|| "9001".to_string()))
+            .unwrap();
+        assert_eq!(c.server.port, 9001);
+        let err = c
+            .apply_env(|k| (k == "SOCKPIT_BIND").then(|| "nope".to_string()))
+            .unwrap_err();
+        assert!(err.to_string().contains("SOCKPIT_BIND"));
+    }
+
+    #[test]
+    fn zero_limits_are_refused() {
+        let err = Config::from_toml("[server]\nsend_queue = 0\n", "x")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("server.send_queue"), "{err}");
+        assert!(err.contains("greater than 0"), "{err}");
+    }
+}

@@ -1,0 +1,270 @@
+//! One WebSocket connection's task: read the client, write its queue, ping it, and close
+//! it with the right code when asked (kick, slow, too big, idle, server stopping).
+//!
+//! A single task owns the socket; every exit path sends a close frame (bounded by a
+//! timeout, since a client that does not read cannot take one either).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, timeout};
+
+use crate::config::OnMessage;
+use crate::events::{Event, EventKind, preview};
+use crate::hub::{Close, Conn, Slot, Target};
+use crate::server::Shared;
+
+/// How long a close frame may take to write, and the client to answer it.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// Drives an accepted connection until it closes, then unregisters it.
+pub(crate) async fn run(
+    mut socket: WebSocket,
+    shared: Arc<Shared>,
+    conn: Arc<Conn>,
+    mut rx: mpsc::Receiver<Message>,
+    on_message: OnMessage,
+    echo_self: bool,
+    _slot: Slot,
+) {
+    let mut connected = conn_event(&conn, EventKind::Connected);
+    connected.channel = conn.channels.first().cloned();
+    shared.events.emit(connected);
+
+    let cfg = &shared.config.server;
+    let idle = Duration::from_secs(cfg.idle_timeout_s.0);
+    let mut ping = tokio::time::interval(Duration::from_secs(cfg.ping_interval_s.0));
+    ping.reset();
+    let mut last_seen = Instant::now();
+    let stop = shared.stop.clone();
+
+    let close: Close = loop {
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => break Close { code: 1001, reason: "server stopping".into() },
+            _ = conn.closing() => break conn.close_reason().unwrap_or(Close { code: 1000, reason: String::new() }),
+            out = rx.recv() => {
+                let Some(out) = out else { continue };
+                let len = payload_len(&out);
+                // Write while still watching for a close request: a client that stopped
+                // reading must not pin this task.
+                let sent = tokio::select! {
+                    r = socket.send(out) => r.is_ok(),
+                    _ = conn.closing() => continue,
+                    _ = stop.cancelled() => continue,
+                };
+                if !sent {
+                    break Close { code: 1006, reason: "write failed".into() };
+                }
+                conn.counters.msgs_out.fetch_add(1, Ordering::Relaxed);
+                conn.counters.bytes_out.fetch_add(len, Ordering::Relaxed);
+                shared.hub.stats.messages_out.fetch_add(1, Ordering::Relaxed);
+                shared.hub.stats.bytes_out.fetch_add(len, Ordering::Relaxed);
+            }
+            frame = socket.recv() => {
+                last_seen = Instant::now();
+                match frame {
+                    None => break Close { code: 1006, reason: "connection dropped".into() },
+                    Some(Err(e)) => break read_error(e, cfg.max_message_bytes.0, &shared),
+                    Some(Ok(Message::Close(frame))) => {
+                        let (code, reason) = frame
+                            .map(|f| (f.code, f.reason.to_string()))
+                            .unwrap_or((1005, String::new()));
+                        // tungstenite queued the reply; flush it before leaving.
+                        let _ = timeout(CLOSE_GRACE, socket.send(Message::Close(None))).await;
+                        finish(&shared, &conn, code, &reason, true);
+                        return;
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Ok(msg)) => handle_message(&shared, &conn, msg, on_message, echo_self),
+                }
+            }
+            _ = ping.tick() => {
+                if last_seen.elapsed() >= idle {
+                    shared.hub.stats.drop_client("idle_timeout");
+                    break Close {
+                        code: 1008,
+                        reason: format!("no traffic for {}s (idle_timeout_s)", idle.as_secs()),
+                    };
+                }
+                let _ = timeout(CLOSE_GRACE, socket.send(Message::Ping(Default::default()))).await;
+            }
+        }
+    };
+
+    if close.code != 1006 {
+        send_close(&mut socket, close.code, &close.reason).await;
+    }
+    finish(&shared, &conn, close.code, &close.reason, false);
+}
+
+/// Sends a close frame, then waits briefly for the client's answer.
+pub(crate) async fn send_close(socket: &mut WebSocket, code: u16, reason: &str) {
+    let frame = CloseFrame {
+        code,
+        reason: truncate_reason(reason).into(),
+    };
+    if timeout(CLOSE_GRACE, socket.send(Message::Close(Some(frame))))
+        .await
+        .is_ok_and(|r| r.is_ok())
+    {
+        let _ = timeout(CLOSE_GRACE, async {
+            while let Some(Ok(m)) = socket.recv().await {
+                if matches!(m, Message::Close(_)) {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+}
+
+/// A close reason fits in 123 bytes (RFC 6455 §5.5); cut on a character boundary.
+pub(crate) fn truncate_reason(reason: &str) -> String {
+    if reason.len() <= 123 {
+        return reason.to_string();
+    }
+    let mut end = 120;
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &reason[..end])
+}
+
+fn read_error(e: axum::Error, max: u64, shared: &Shared) -> Close {
+    let inner = e.into_inner();
+    if let Some(tungstenite::Error::Capacity(cap)) = inner.downcast_ref::<tungstenite::Error>() {
+        shared.hub.stats.drop_client("message_too_big");
+        let size = match cap {
+            tungstenite::error::CapacityError::MessageTooLong { size, .. } => *size as u64,
+            _ => max + 1,
+        };
+        return Close {
+            code: 1009,
+            reason: format!(
+                "message {} > max_message_bytes {}",
+                human_bytes(size),
+                human_bytes(max)
+            ),
+        };
+    }
+    Close {
+        code: 1002,
+        reason: format!("protocol error: {inner}"),
+    }
+}
+
+/// `1 MiB`, `1.5 MiB`, `300 KiB`, `12 B`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [(&str, u64); 3] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
+    for (unit, size) in UNITS {
+        if n >= size {
+            let v = n as f64 / size as f64;
+            return if n % size == 0 {
+                format!("{} {unit}", n / size)
+            } else {
+                format!("{v:.1} {unit}")
+            };
+        }
+    }
+    format!("{n} B")
+}
+
+fn payload_len(m: &Message) -> u64 {
+    match m {
+        Message::Text(t) => t.len() as u64,
+        Message::Binary(b) => b.len() as u64,
+        _ => 0,
+    }
+}
+
+fn handle_message(
+    shared: &Shared,
+    conn: &Arc<Conn>,
+    msg: Message,
+    on_message: OnMessage,
+    echo_self: bool,
+) {
+    let len = payload_len(&msg);
+    conn.counters.msgs_in.fetch_add(1, Ordering::Relaxed);
+    conn.counters.bytes_in.fetch_add(len, Ordering::Relaxed);
+    shared.hub.stats.messages_in.fetch_add(1, Ordering::Relaxed);
+    shared.hub.stats.bytes_in.fetch_add(len, Ordering::Relaxed);
+
+    let text = match &msg {
+        Message::Text(t) => Some(t.as_str()),
+        _ => None,
+    };
+    let mut ev = conn_event(conn, EventKind::MessageIn);
+    ev.bytes = Some(len);
+    ev.preview = Some(preview(text, len as usize));
+    let preview_text = ev.preview.clone();
+    shared.events.emit(ev);
+
+    let (delivered, channel) = match on_message {
+        OnMessage::Drop | OnMessage::Webhook => return,
+        OnMessage::Echo => (u64::from(shared.hub.send_to(conn, msg)), None),
+        OnMessage::Broadcast => {
+            let Some(channel) = conn.channels.first().cloned() else {
+                return;
+            };
+            let except = (!echo_self).then_some(conn.id);
+            let n = shared
+                .hub
+                .deliver(&Target::Channel(channel.clone()), msg, except);
+            (n, Some(channel))
+        }
+    };
+    let mut out = conn_event(conn, EventKind::MessageOut);
+    out.channel = channel;
+    out.bytes = Some(len);
+    out.preview = preview_text;
+    out.delivered = Some(delivered);
+    shared.events.emit(out);
+}
+
+fn conn_event(conn: &Conn, kind: EventKind) -> Event {
+    let mut e = Event::new(kind);
+    e.conn = Some(conn.wire_id());
+    e.endpoint = Some(conn.endpoint.clone());
+    e.user = conn.user.clone();
+    e.remote = Some(conn.remote.to_string());
+    e.origin = conn.origin.clone();
+    e
+}
+
+fn finish(shared: &Shared, conn: &Conn, code: u16, reason: &str, by_client: bool) {
+    shared.hub.unregister(conn);
+    let mut e = conn_event(conn, EventKind::Disconnected);
+    e.code = Some(code);
+    e.reason = Some(if reason.is_empty() && by_client {
+        "closed by client".to_string()
+    } else {
+        reason.to_string()
+    });
+    shared.events.emit(e);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_well() {
+        assert_eq!(human_bytes(2 << 20), "2 MiB");
+        assert_eq!(human_bytes(1 << 20), "1 MiB");
+        assert_eq!(human_bytes(1536 * 1024), "1.5 MiB");
+        assert_eq!(human_bytes(12), "12 B");
+    }
+
+    #[test]
+    fn reasons_fit_a_close_frame() {
+        let long = "é".repeat(100);
+        let t = truncate_reason(&long);
+        assert!(t.len() <= 123);
+        assert_eq!(truncate_reason("short"), "short");
+    }
+}

@@ -1,0 +1,120 @@
+//! The data dir: where the generated dev secret, the API key and the event log live.
+//!
+//! `SOCKPIT_DATA_DIR`, else the OS data dir. Generated files are written once, 0600,
+//! through a temp file and a rename, so a crash never leaves half a secret behind.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use rand::RngCore;
+
+/// File name of the generated JWT dev secret.
+pub const SECRET_FILE: &str = "jwt_secret";
+/// File name of the generated API key.
+pub const API_KEY_FILE: &str = "api_key";
+/// File name of the event log.
+pub const LOG_FILE: &str = "sockpit.log.jsonl";
+
+/// Why the data dir could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum DataDirError {
+    /// No `SOCKPIT_DATA_DIR` and no home directory to derive one from.
+    #[error("no data dir: set SOCKPIT_DATA_DIR")]
+    NoDir,
+    /// Reading or writing a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// The data dir in force: `SOCKPIT_DATA_DIR`, else the OS data dir.
+pub fn resolve() -> Result<PathBuf, DataDirError> {
+    if let Some(dir) = std::env::var_os("SOCKPIT_DATA_DIR").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(dir));
+    }
+    directories::ProjectDirs::from("dev", "sockpit", "sockpit")
+        .map(|d| d.data_dir().to_path_buf())
+        .ok_or(DataDirError::NoDir)
+}
+
+/// Reads `dir/name`, or creates it with a fresh random value (hex, 32 bytes).
+pub fn read_or_generate(dir: &Path, name: &str) -> Result<String, DataDirError> {
+    let path = dir.join(name);
+    match fs::read_to_string(&path) {
+        Ok(s) if !s.trim().is_empty() => return Ok(s.trim().to_string()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => return Err(DataDirError::Io { path, source }),
+    }
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let value: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    write_private(&path, value.as_bytes())?;
+    Ok(value)
+}
+
+/// Writes `bytes` to `path` atomically with mode 0600 (temp file, fsync, rename).
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), DataDirError> {
+    let io = |source| DataDirError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(parent) = path.parent() {
+        create_private_dir(parent).map_err(io)?;
+    }
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let mut opts = fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let result = (|| {
+        let mut f = opts.open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result.map_err(io)
+}
+
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut b = fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_once_and_private() {
+        let dir = std::env::temp_dir().join(format!("sockpit-dd-{}", std::process::id()));
+        let a = read_or_generate(&dir, "k").unwrap();
+        let b = read_or_generate(&dir, "k").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.len(), 64);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(dir.join("k")).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,357 @@
+//! The event log: one stream of typed events, serialised once, kept in a bounded ring
+//! for the UI, fanned out live to subscribers, and appended as JSON lines to a rotating
+//! file by a writer task that never slows the caller.
+
+use std::collections::VecDeque;
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
+
+use parking_lot::Mutex;
+use serde::Serialize;
+use tokio::sync::{broadcast, mpsc};
+use ts_rs::TS;
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum EventKind {
+    ServerStarted,
+    ServerStopped,
+    ServerError,
+    HandshakeRejected,
+    Connected,
+    Disconnected,
+    MessageIn,
+    MessageOut,
+    Published,
+    WebhookFailed,
+}
+
+/// One event. Fields that do not apply are left out of the JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+pub struct Event {
+    /// RFC 3339 time with milliseconds, UTC.
+    pub ts: String,
+    /// What happened.
+    pub kind: EventKind,
+    /// Connection id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub conn: Option<String>,
+    /// Endpoint path pattern.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub endpoint: Option<String>,
+    /// Request path (query redacted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub path: Option<String>,
+    /// Channel.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub channel: Option<String>,
+    /// User id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub user: Option<String>,
+    /// Peer address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub remote: Option<String>,
+    /// Origin header.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub origin: Option<String>,
+    /// Close code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub code: Option<u16>,
+    /// Human reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub reason: Option<String>,
+    /// Payload size.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub bytes: Option<u64>,
+    /// First 200 characters of a message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub preview: Option<String>,
+    /// Recipients reached (publish, broadcast).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub delivered: Option<u64>,
+}
+
+impl Event {
+    /// An event of `kind` stamped now, with every optional field empty.
+    pub fn new(kind: EventKind) -> Self {
+        Self {
+            ts: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+            kind,
+            conn: None,
+            endpoint: None,
+            path: None,
+            channel: None,
+            user: None,
+            remote: None,
+            origin: None,
+            code: None,
+            reason: None,
+            bytes: None,
+            preview: None,
+            delivered: None,
+        }
+    }
+}
+
+/// The first 200 characters of a text payload; binary is described, not shown.
+pub fn preview(text: Option<&str>, len: usize) -> String {
+    match text {
+        Some(t) => match t.char_indices().nth(200) {
+            Some((i, _)) => format!("{}…", &t[..i]),
+            None => t.to_string(),
+        },
+        None => format!("<binary {len} bytes>"),
+    }
+}
+
+/// An event with its JSON, serialised once for the ring, the file and every subscriber.
+#[derive(Debug)]
+pub struct Logged {
+    /// The event.
+    pub event: Event,
+    /// Its JSON text.
+    pub json: String,
+}
+
+/// Capacity of the live broadcast; a subscriber further behind is told how many it missed.
+const LIVE_CAPACITY: usize = 8192;
+/// Events waiting for the file writer; more are counted as dropped, never queued.
+const FILE_QUEUE: usize = 16384;
+/// Rotate the log file at this size.
+pub const ROTATE_BYTES: u64 = 10 << 20;
+/// Rotated files kept (`.1` … `.5`).
+pub const ROTATE_KEEP: usize = 5;
+
+/// The event log shared by the whole server.
+#[derive(Debug)]
+pub struct EventLog {
+    /// The newest `ring_cap` events, for a UI that connects late. Locked only to push or copy.
+    ring: Mutex<VecDeque<Arc<Logged>>>,
+    ring_cap: usize,
+    /// Live fan-out; every `/_sockpit/api/events` socket and library subscriber holds a receiver.
+    live: broadcast::Sender<Arc<Logged>>,
+    /// To the file writer thread; `None` when no file is kept. Full means the disk is behind.
+    file: Option<mpsc::Sender<ToFile>>,
+    /// Events the file writer could not take.
+    dropped: AtomicU64,
+}
+
+impl EventLog {
+    /// A log with a ring of `ring_cap` events and, if `file` is given, a writer thread
+    /// spawned on `tracker` that runs until [`EventLog::close`].
+    pub fn new(
+        ring_cap: usize,
+        file: Option<PathBuf>,
+        tracker: &tokio_util::task::TaskTracker,
+    ) -> Self {
+        let (live, _) = broadcast::channel(LIVE_CAPACITY);
+        let file = file.map(|path| {
+            let (tx, rx) = mpsc::channel(FILE_QUEUE);
+            tracker.spawn_blocking(move || write_file(path, rx));
+            tx
+        });
+        Self {
+            ring: Mutex::new(VecDeque::with_capacity(ring_cap.min(1024))),
+            ring_cap,
+            live,
+            file,
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    /// Records an event.
+    pub fn emit(&self, event: Event) {
+        let json = serde_json::to_string(&event).unwrap_or_default();
+        let logged = Arc::new(Logged { event, json });
+        {
+            let mut ring = self.ring.lock();
+            if ring.len() >= self.ring_cap {
+                ring.pop_front();
+            }
+            ring.push_back(logged.clone());
+        }
+        if let Some(file) = &self.file
+            && file.try_send(ToFile::Line(logged.clone())).is_err()
+        {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        let _ = self.live.send(logged);
+    }
+
+    /// A live subscription. Subscribe first, then read [`EventLog::recent`], so nothing falls between.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Logged>> {
+        self.live.subscribe()
+    }
+
+    /// The ring's contents, oldest first.
+    pub fn recent(&self) -> Vec<Arc<Logged>> {
+        self.ring.lock().iter().cloned().collect()
+    }
+
+    /// Tells the file writer to write what it has, flush and stop.
+    pub async fn close(&self) {
+        if let Some(file) = &self.file {
+            let _ = file.send(ToFile::Stop).await;
+        }
+    }
+
+    /// Events the file writer had to drop.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// What the file writer is told.
+#[derive(Debug)]
+enum ToFile {
+    Line(Arc<Logged>),
+    /// Flush and stop; sent by [`EventLog::close`].
+    Stop,
+}
+
+/// Runs on a blocking thread so a slow disk stalls only this thread, never a runtime worker.
+fn write_file(path: PathBuf, mut rx: mpsc::Receiver<ToFile>) {
+    let mut out = match RotatingFile::open(path) {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::error!("event log file: {e}");
+            return;
+        }
+    };
+    while let Some(ToFile::Line(logged)) = rx.blocking_recv() {
+        if let Err(e) = out.write_line(&logged.json) {
+            tracing::error!("event log file: {e}");
+        }
+        // Flush only once the queue is empty: one write syscall per burst.
+        if rx.is_empty() {
+            let _ = out.flush();
+        }
+    }
+    let _ = out.flush();
+}
+
+struct RotatingFile {
+    path: PathBuf,
+    out: BufWriter<File>,
+    size: u64,
+}
+
+impl RotatingFile {
+    fn open(path: PathBuf) -> std::io::Result<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = open_append(&path)?;
+        let size = file.metadata()?.len();
+        Ok(Self {
+            path,
+            out: BufWriter::with_capacity(64 << 10, file),
+            size,
+        })
+    }
+
+    fn write_line(&mut self, json: &str) -> std::io::Result<()> {
+        if self.size + json.len() as u64 + 1 > ROTATE_BYTES && self.size > 0 {
+            self.rotate()?;
+        }
+        self.out.write_all(json.as_bytes())?;
+        self.out.write_all(b"\n")?;
+        self.size += json.len() as u64 + 1;
+        Ok(())
+    }
+
+    fn rotate(&mut self) -> std::io::Result<()> {
+        self.out.flush()?;
+        for i in (1..ROTATE_KEEP).rev() {
+            let _ = std::fs::rename(numbered(&self.path, i), numbered(&self.path, i + 1));
+        }
+        std::fs::rename(&self.path, numbered(&self.path, 1))?;
+        self.out = BufWriter::with_capacity(64 << 10, open_append(&self.path)?);
+        self.size = 0;
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
+fn numbered(path: &Path, i: usize) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(format!(".{i}"));
+    PathBuf::from(s)
+}
+
+fn open_append(path: &Path) -> std::io::Result<File> {
+    let mut opts = OpenOptions::new();
+    opts.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn preview_cuts_at_200_chars() {
+        let long = "é".repeat(300);
+        let p = preview(Some(&long), long.len());
+        assert_eq!(p.chars().count(), 201);
+        assert_eq!(preview(None, 12), "<binary 12 bytes>");
+    }
+
+    #[tokio::test]
+    async fn ring_is_bounded_and_file_rotates() {
+        let dir = std::env::temp_dir().join(format!("sockpit-ev-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let tracker = tokio_util::task::TaskTracker::new();
+        let log = EventLog::new(3, Some(dir.join("log.jsonl")), &tracker);
+        for i in 0..5 {
+            let mut e = Event::new(EventKind::MessageIn);
+            e.bytes = Some(i);
+            log.emit(e);
+        }
+        let recent = log.recent();
+        assert_eq!(recent.len(), 3);
+        assert_eq!(recent[0].event.bytes, Some(2));
+        log.close().await;
+        tracker.close();
+        tracker.wait().await;
+        let text = std::fs::read_to_string(dir.join("log.jsonl")).unwrap();
+        assert_eq!(text.lines().count(), 5);
+        assert!(text.lines().all(|l| l.contains("\"kind\":\"message_in\"")));
+
+        let mut f = RotatingFile::open(dir.join("r.jsonl")).unwrap();
+        let line = "x".repeat(1 << 20);
+        for _ in 0..25 {
+            f.write_line(&line).unwrap();
+        }
+        f.flush().unwrap();
+        assert!(numbered(&dir.join("r.jsonl"), 2).exists());
+        assert!(std::fs::metadata(dir.join("r.jsonl")).unwrap().len() <= ROTATE_BYTES);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,391 @@
+//! The hub: live connections, channel membership and fan-out.
+//!
+//! A publish encodes its payload once (an `Utf8Bytes`, reference-counted) and hands each
+//! member's bounded queue a clone. Locks are `parking_lot` and only guard maps; nothing
+//! here awaits. This is the seam a cross-instance broker would sit in front of:
+//! [`Hub::deliver`] is the local delivery for a target.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::SystemTime;
+
+use axum::extract::ws::Message;
+use parking_lot::{Mutex, RwLock};
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use ts_rs::TS;
+
+/// A close code and reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Close {
+    /// WebSocket close code.
+    pub code: u16,
+    /// Human reason.
+    pub reason: String,
+}
+
+/// Per-connection traffic counters, updated by the connection's own task.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Messages received from the client.
+    pub msgs_in: AtomicU64,
+    /// Messages written to the client.
+    pub msgs_out: AtomicU64,
+    /// Payload bytes received.
+    pub bytes_in: AtomicU64,
+    /// Payload bytes written.
+    pub bytes_out: AtomicU64,
+}
+
+/// A live connection as the rest of the server sees it.
+#[derive(Debug)]
+pub struct Conn {
+    /// Numeric id (`c<id>` on the wire).
+    pub id: u64,
+    /// The endpoint's path pattern.
+    pub endpoint: String,
+    /// The requested path (no query).
+    pub path: String,
+    /// Channels joined (rendered templates plus `user.<id>`).
+    pub channels: Vec<String>,
+    /// The token's user id.
+    pub user: Option<String>,
+    /// Peer address.
+    pub remote: SocketAddr,
+    /// Origin header.
+    pub origin: Option<String>,
+    /// When the handshake completed.
+    pub since: SystemTime,
+    /// Traffic counters.
+    pub counters: Counters,
+    /// Outbound frames; the connection task is the only receiver. Bounded by `send_queue`:
+    /// when a push finds it full the client is too slow and is closed with 1008 — the
+    /// publisher never waits, so one slow client cannot delay the others.
+    tx: mpsc::Sender<Message>,
+    /// Cancelled to make the connection task close the socket with `close_reason`.
+    close: CancellationToken,
+    /// Why the connection is being closed; set once, before `close` is cancelled.
+    close_reason: Mutex<Option<Close>>,
+    send_queue: usize,
+}
+
+impl Conn {
+    /// The wire id, `c<id>`.
+    pub fn wire_id(&self) -> String {
+        format!("c{}", self.id)
+    }
+
+    /// Asks the connection to close with `code`/`reason`; the first request wins.
+    pub fn close(&self, code: u16, reason: impl Into<String>) {
+        {
+            let mut r = self.close_reason.lock();
+            if r.is_none() {
+                *r = Some(Close {
+                    code,
+                    reason: reason.into(),
+                });
+            }
+        }
+        self.close.cancel();
+    }
+
+    /// Resolves when someone asked this connection to close.
+    pub fn closing(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
+        self.close.cancelled()
+    }
+
+    /// The close requested, if any.
+    pub fn close_reason(&self) -> Option<Close> {
+        self.close_reason.lock().clone()
+    }
+
+    /// Queues a frame; a full queue closes the connection (slow-client policy).
+    /// Returns whether the frame was queued.
+    fn push(&self, msg: Message, stats: &HubStats) -> bool {
+        match self.tx.try_send(msg) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                if !self.close.is_cancelled() {
+                    stats.drop_client("send_queue_full");
+                    self.close(
+                        1008,
+                        format!("send queue full ({} messages)", self.send_queue),
+                    );
+                }
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+}
+
+/// Where a publish goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Every member of a channel (group).
+    Channel(String),
+    /// Every connection of a user.
+    User(String),
+    /// One connection, by wire id.
+    Connection(String),
+}
+
+/// The channel every authenticated connection of `user` joins.
+pub fn user_channel(user: &str) -> String {
+    format!("user.{user}")
+}
+
+/// Server-wide counters behind `/api/stats` and `/metrics`.
+#[derive(Debug, Default)]
+pub struct HubStats {
+    /// Messages received from clients.
+    pub messages_in: AtomicU64,
+    /// Messages written to clients.
+    pub messages_out: AtomicU64,
+    /// Bytes received from clients.
+    pub bytes_in: AtomicU64,
+    /// Bytes written to clients.
+    pub bytes_out: AtomicU64,
+    /// Publishes through the API.
+    pub published: AtomicU64,
+    /// Handshakes by (verdict, close code); code 0 for accepted.
+    handshakes: Mutex<BTreeMap<(&'static str, u16), u64>>,
+    /// Clients the server dropped, by reason.
+    dropped: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl HubStats {
+    /// Counts a handshake verdict.
+    pub fn handshake(&self, verdict: &'static str, code: u16) {
+        *self.handshakes.lock().entry((verdict, code)).or_default() += 1;
+    }
+
+    /// Counts a client dropped by the server.
+    pub fn drop_client(&self, reason: &'static str) {
+        *self.dropped.lock().entry(reason).or_default() += 1;
+    }
+
+    /// Handshake counts by (verdict, code).
+    pub fn handshakes(&self) -> BTreeMap<(&'static str, u16), u64> {
+        self.handshakes.lock().clone()
+    }
+
+    /// Dropped clients by reason.
+    pub fn dropped(&self) -> BTreeMap<&'static str, u64> {
+        self.dropped.lock().clone()
+    }
+}
+
+/// Registry of connections and channels.
+#[derive(Debug)]
+pub struct Hub {
+    next_id: AtomicU64,
+    /// Connections admitted, including handshakes still upgrading (see [`Slot`]).
+    admitted: AtomicUsize,
+    max_connections: usize,
+    send_queue: usize,
+    /// Every live connection by id. Written on connect/disconnect, read by the API.
+    conns: RwLock<HashMap<u64, Arc<Conn>>>,
+    /// Channel name → members. Read-locked for the whole of a fan-out (pushes never block).
+    channels: RwLock<HashMap<String, HashMap<u64, Arc<Conn>>>>,
+    /// Counters.
+    pub stats: HubStats,
+}
+
+/// A reserved place under `max_connections`; released when dropped.
+#[derive(Debug)]
+pub struct Slot {
+    hub: Arc<Hub>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.hub.admitted.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// What a new connection needs to register.
+#[derive(Debug)]
+pub struct NewConn {
+    /// Endpoint path pattern.
+    pub endpoint: String,
+    /// Requested path.
+    pub path: String,
+    /// Channels to join.
+    pub channels: Vec<String>,
+    /// User id, if authenticated.
+    pub user: Option<String>,
+    /// Peer.
+    pub remote: SocketAddr,
+    /// Origin header.
+    pub origin: Option<String>,
+}
+
+impl Hub {
+    /// An empty hub.
+    pub fn new(max_connections: usize, send_queue: usize) -> Self {
+        Self {
+            next_id: AtomicU64::new(1),
+            admitted: AtomicUsize::new(0),
+            max_connections,
+            send_queue,
+            conns: RwLock::new(HashMap::new()),
+            channels: RwLock::new(HashMap::new()),
+            stats: HubStats::default(),
+        }
+    }
+
+    /// Reserves a place, or `None` when `max_connections` are admitted.
+    pub fn try_admit(self: &Arc<Self>) -> Option<Slot> {
+        self.admitted
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max_connections).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Slot { hub: self.clone() })
+    }
+
+    /// Registers a connection and joins its channels; returns it with its queue's receiver.
+    pub fn register(&self, new: NewConn) -> (Arc<Conn>, mpsc::Receiver<Message>) {
+        let (tx, rx) = mpsc::channel(self.send_queue);
+        let mut channels = new.channels;
+        if let Some(u) = &new.user {
+            let uc = user_channel(u);
+            if !channels.contains(&uc) {
+                channels.push(uc);
+            }
+        }
+        let conn = Arc::new(Conn {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            endpoint: new.endpoint,
+            path: new.path,
+            channels,
+            user: new.user,
+            remote: new.remote,
+            origin: new.origin,
+            since: SystemTime::now(),
+            counters: Counters::default(),
+            tx,
+            close: CancellationToken::new(),
+            close_reason: Mutex::new(None),
+            send_queue: self.send_queue,
+        });
+        self.conns.write().insert(conn.id, conn.clone());
+        let mut chans = self.channels.write();
+        for c in &conn.channels {
+            chans
+                .entry(c.clone())
+                .or_default()
+                .insert(conn.id, conn.clone());
+        }
+        (conn, rx)
+    }
+
+    /// Removes a connection from every map.
+    pub fn unregister(&self, conn: &Conn) {
+        self.conns.write().remove(&conn.id);
+        let mut chans = self.channels.write();
+        for c in &conn.channels {
+            if let Some(members) = chans.get_mut(c) {
+                members.remove(&conn.id);
+                if members.is_empty() {
+                    chans.remove(c);
+                }
+            }
+        }
+    }
+
+    /// Delivers `msg` to `target`, skipping `except`; returns how many queues took it.
+    /// Each recipient gets a clone of the same bytes: the payload is never re-encoded.
+    pub fn deliver(&self, target: &Target, msg: Message, except: Option<u64>) -> u64 {
+        match target {
+            Target::Channel(c) => self.deliver_channel(c, &msg, except),
+            Target::User(u) => self.deliver_channel(&user_channel(u), &msg, except),
+            Target::Connection(id) => match self.get(id) {
+                Some(conn) => u64::from(conn.push(msg, &self.stats)),
+                None => 0,
+            },
+        }
+    }
+
+    fn deliver_channel(&self, channel: &str, msg: &Message, except: Option<u64>) -> u64 {
+        let chans = self.channels.read();
+        let Some(members) = chans.get(channel) else {
+            return 0;
+        };
+        let mut n = 0;
+        for (id, conn) in members {
+            if Some(*id) != except && conn.push(msg.clone(), &self.stats) {
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Queues a frame to one connection (echo); `false` if it was not queued.
+    pub fn send_to(&self, conn: &Conn, msg: Message) -> bool {
+        conn.push(msg, &self.stats)
+    }
+
+    /// A connection by wire id (`c12`, or `12`).
+    pub fn get(&self, wire_id: &str) -> Option<Arc<Conn>> {
+        let id: u64 = wire_id.strip_prefix('c').unwrap_or(wire_id).parse().ok()?;
+        self.conns.read().get(&id).cloned()
+    }
+
+    /// Every live connection.
+    pub fn connections(&self) -> Vec<Arc<Conn>> {
+        let mut v: Vec<_> = self.conns.read().values().cloned().collect();
+        v.sort_by_key(|c| c.id);
+        v
+    }
+
+    /// Asks every connection to close.
+    pub fn close_all(&self, code: u16, reason: &str) {
+        for c in self.conns.read().values() {
+            c.close(code, reason);
+        }
+    }
+
+    /// Live connection count.
+    pub fn connection_count(&self) -> usize {
+        self.conns.read().len()
+    }
+
+    /// A point-in-time view of counts (without rates; see `stats.rs`).
+    pub fn counts(&self) -> Counts {
+        let mut per_endpoint: BTreeMap<String, u64> = BTreeMap::new();
+        let total = {
+            let conns = self.conns.read();
+            for c in conns.values() {
+                *per_endpoint.entry(c.endpoint.clone()).or_default() += 1;
+            }
+            conns.len() as u64
+        };
+        let per_channel = self
+            .channels
+            .read()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.len() as u64))
+            .collect();
+        Counts {
+            total,
+            per_endpoint,
+            per_channel,
+        }
+    }
+}
+
+/// Connection counts at one instant.
+#[derive(Debug, Clone, Default, Serialize, TS)]
+pub struct Counts {
+    /// Open WebSocket connections.
+    pub total: u64,
+    /// By endpoint path pattern.
+    pub per_endpoint: BTreeMap<String, u64>,
+    /// By channel.
+    pub per_channel: BTreeMap<String, u64>,
+}

@@ -1,0 +1,203 @@
+//! The `sockpit` command: `serve`, `token`, `check`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use serde_json::{Map, Value};
+use sockpit::config::{AuthMode, Config};
+use sockpit::{Paths, Server, auth, datadir};
+
+#[derive(Parser)]
+#[command(name = "sockpit", version, about = "A local realtime (WebSocket) server for web development")]
+struct Cli {
+    /// Config file (default: sockpit.toml in the working dir if present, else built-in defaults).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server until Ctrl-C or SIGTERM.
+    Serve {
+        /// Port (overrides config and SOCKPIT_PORT).
+        #[arg(long)]
+        port: Option<u16>,
+        /// Address to bind (overrides config and SOCKPIT_BIND).
+        #[arg(long)]
+        bind: Option<std::net::IpAddr>,
+    },
+    /// Print a dev token valid for the configured auth.
+    Token {
+        /// The user id claim.
+        #[arg(long)]
+        user_id: String,
+        /// Lifetime: 30s, 15m, 1h, 7d.
+        #[arg(long, default_value = "1h", value_parser = auth::parse_ttl)]
+        ttl: std::time::Duration,
+        /// Extra claim KEY=VALUE (VALUE as JSON if it parses, else a string); repeatable.
+        #[arg(long = "claim", value_name = "KEY=VALUE")]
+        claims: Vec<String>,
+    },
+    /// Validate the config and exit.
+    Check,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("sockpit: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    let mut config = Config::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Check => {
+            let source = cli
+                .config
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| {
+                    if std::path::Path::new(sockpit::config::DEFAULT_FILE).exists() {
+                        sockpit::config::DEFAULT_FILE.into()
+                    } else {
+                        "built-in defaults".into()
+                    }
+                });
+            println!(
+                "{source}: ok ({} endpoint{}, port {})",
+                config.endpoints.len(),
+                if config.endpoints.len() == 1 { "" } else { "s" },
+                config.server.port
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Token {
+            user_id,
+            ttl,
+            claims,
+        } => {
+            let paths = Paths::from_env()?;
+            let secrets = sockpit::server::Secrets::resolve(&config, &paths)?;
+            let verifier = auth::Verifier::new(&config.auth, &secrets.jwt_secret)?;
+            let mut extra = Map::new();
+            for c in claims {
+                let (k, v) = c
+                    .split_once('=')
+                    .with_context(|| format!("--claim {c:?}: expected KEY=VALUE"))?;
+                let v = serde_json::from_str(v).unwrap_or_else(|_| Value::from(v));
+                extra.insert(k.to_string(), v);
+            }
+            println!("{}", verifier.mint(&user_id, ttl, &extra)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve { port, bind } => {
+            if let Some(p) = port {
+                config.server.port = p;
+            }
+            if let Some(b) = bind {
+                config.server.bind = b;
+            }
+            init_tracing();
+            let rt = tokio::runtime::Runtime::new().context("starting the runtime")?;
+            rt.block_on(serve(config))
+        }
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("SOCKPIT_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+async fn serve(config: Config) -> Result<ExitCode> {
+    let paths = Paths::from_env()?;
+    let handle = Server::bind(config, paths.clone()).await?;
+    let addr = handle.local_addr();
+    let host = if addr.ip().is_unspecified() {
+        "localhost".to_string()
+    } else if addr.is_ipv6() {
+        format!("[{}]", addr.ip())
+    } else {
+        addr.ip().to_string()
+    };
+    let base = format!("{host}:{}", addr.port());
+    println!("Sockpit {} listening on {addr}", env!("CARGO_PKG_VERSION"));
+    for e in &handle.config().endpoints {
+        let auth = match e.auth {
+            AuthMode::Jwt => "jwt",
+            AuthMode::None => "none",
+        };
+        let channels: Vec<String> = e.channels.iter().map(|c| c.to_string()).collect();
+        println!(
+            "  WebSocket  ws://{base}{}  (auth {auth}, on_message {:?}{})",
+            e.path,
+            e.on_message,
+            if channels.is_empty() {
+                String::new()
+            } else {
+                format!(", channel {}", channels.join(", "))
+            }
+        );
+    }
+    println!("  Publish    POST http://{base}/_sockpit/api/publish");
+    if handle.config().api.key.is_empty() {
+        println!(
+            "  API key    kept in {}",
+            paths.data_dir.join(datadir::API_KEY_FILE).display()
+        );
+    } else {
+        println!("  API key    set in config or SOCKPIT_API_KEY");
+    }
+    println!(
+        "  UI login   http://{base}/_sockpit/login?key={}",
+        handle.api_key()
+    );
+    println!("  Log file   {}", paths.log_file(handle.config()).display());
+    if addr.ip().is_unspecified() {
+        println!(
+            "warning: bound to {} — reachable from your network; use 127.0.0.1 unless you mean it",
+            addr.ip()
+        );
+    }
+
+    wait_for_signal().await;
+    eprintln!("stopping: closing clients with 1001");
+    handle.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
