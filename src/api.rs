@@ -89,7 +89,10 @@ impl IntoResponse for ApiError {
             StatusCode::UPGRADE_REQUIRED => "upgrade_required",
             _ => "unavailable",
         };
-        let mut resp = (status, Json(json!({"error": error, "detail": self.to_string()})))
+        let mut resp = (
+            status,
+            Json(json!({"error": error, "detail": self.to_string()})),
+        )
             .into_response();
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(
@@ -214,7 +217,9 @@ async fn login_handler(
 }
 
 async fn ui_handler() -> ApiError {
-    ApiError::NotFound("the UI is not built into this binary yet; the API is under /_sockpit/api/".into())
+    ApiError::NotFound(
+        "the UI is not built into this binary yet; the API is under /_sockpit/api/".into(),
+    )
 }
 
 /// A JSON body, with errors that say what is wrong: 400 for malformed JSON, 422 for
@@ -398,7 +403,10 @@ async fn token_handler(
 async fn metrics_handler(State(shared): State<Arc<Shared>>) -> Response {
     let body = stats::prometheus(&shared.snapshot_now(), &shared.hub);
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         body,
     )
         .into_response()
@@ -416,8 +424,7 @@ async fn events_handler(
         (Some(o), Some(h)) => o.split_once("://").is_some_and(|(_, rest)| rest == h),
         _ => false,
     };
-    if !same_origin
-        && let Err(reason) = check_origin(&shared.config.server.allowed_origins, origin)
+    if !same_origin && let Err(reason) = check_origin(&shared.config.server.allowed_origins, origin)
     {
         return Err(ApiError::Forbidden(reason));
     }

@@ -77,13 +77,13 @@ pub fn find_token(
 
 fn token_from_protocols(protocols: &[&str]) -> Option<FoundToken> {
     for (i, p) in protocols.iter().enumerate() {
-        if TOKEN_PROTOCOL_MARKERS.contains(&p.to_ascii_lowercase().as_str()) {
-            if let Some(token) = protocols.get(i + 1) {
-                return Some(FoundToken {
-                    token: token.to_string(),
-                    echo_protocol: Some(p.to_string()),
-                });
-            }
+        if TOKEN_PROTOCOL_MARKERS.contains(&p.to_ascii_lowercase().as_str())
+            && let Some(token) = protocols.get(i + 1)
+        {
+            return Some(FoundToken {
+                token: token.to_string(),
+                echo_protocol: Some(p.to_string()),
+            });
         }
     }
     // A bare JWT as the only protocol: it has to be echoed back for the browser to
@@ -117,12 +117,10 @@ fn percent_decode(s: &str) -> String {
     while i < bytes.len() {
         let decoded = match bytes[i] {
             b'+' => Some((b' ', 1)),
-            b'%' if i + 2 < bytes.len() => {
-                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                    (Some(h), Some(l)) => Some((h * 16 + l, 3)),
-                    _ => None,
-                }
-            }
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => Some((h * 16 + l, 3)),
+                _ => None,
+            },
             _ => None,
         };
         let (b, step) = decoded.unwrap_or((bytes[i], 1));
@@ -261,17 +259,17 @@ impl Verifier {
 
     fn verify_at(&self, token: &str, now: u64) -> Result<Principal, String> {
         let (header, claims) = peek(token)?;
-        let alg = header.get("alg").and_then(Value::as_str).unwrap_or("(none)");
+        let alg = header
+            .get("alg")
+            .and_then(Value::as_str)
+            .unwrap_or("(none)");
         let expected = self.config.algorithm.to_string();
         if alg != expected {
             return Err(format!("alg {alg} not allowed (expected {expected})"));
         }
-        let data = jsonwebtoken::decode::<Map<String, Value>>(
-            token,
-            &self.decoding,
-            &self.validation,
-        )
-        .map_err(|e| self.explain(e.kind(), &claims, now))?;
+        let data =
+            jsonwebtoken::decode::<Map<String, Value>>(token, &self.decoding, &self.validation)
+                .map_err(|e| self.explain(e.kind(), &claims, now))?;
         let claims = data.claims;
         // The crate allows `exp` up to u64::MAX and unlimited clock skew on `nbf` only
         // through leeway; our own checks below cover what SimpleJWT adds.
@@ -338,10 +336,9 @@ impl Verifier {
                 claims.get("iss").map(Value::to_string).unwrap_or_default(),
                 self.config.issuer.as_deref().unwrap_or("none")
             ),
-            ErrorKind::InvalidAlgorithm => format!(
-                "alg not allowed (expected {})",
-                self.config.algorithm
-            ),
+            ErrorKind::InvalidAlgorithm => {
+                format!("alg not allowed (expected {})", self.config.algorithm)
+            }
             ErrorKind::Json(e) if e.to_string().contains("exp") => {
                 "claim exp must be a number".into()
             }
@@ -391,20 +388,19 @@ impl Verifier {
         for (k, v) in extra {
             claims.insert(k.clone(), v.clone());
         }
-        jsonwebtoken::encode(
-            &Header::new(jwt_alg(self.config.algorithm)),
-            &claims,
-            key,
-        )
-        .map_err(|e| AuthError::Sign(e.to_string()))
+        jsonwebtoken::encode(&Header::new(jwt_alg(self.config.algorithm)), &claims, key)
+            .map_err(|e| AuthError::Sign(e.to_string()))
     }
 }
 
 /// Decodes header and claims without checking anything, for explanations.
-fn peek(token: &str) -> Result<(Map<String, Value>, Map<String, Value>), String> {
+type Claims = Map<String, Value>;
+
+fn peek(token: &str) -> Result<(Claims, Claims), String> {
     let malformed = || "token malformed (expected header.payload.signature)".to_string();
     let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(_), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(p), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(malformed());
     };
@@ -449,7 +445,11 @@ pub fn parse_ttl(s: &str) -> Result<Duration, String> {
         "m" => 60,
         "h" => 3600,
         "d" => 86400,
-        _ => return Err(format!("bad duration {s:?} (expected e.g. 30s, 15m, 1h, 7d)")),
+        _ => {
+            return Err(format!(
+                "bad duration {s:?} (expected e.g. 30s, 15m, 1h, 7d)"
+            ));
+        }
     };
     Ok(Duration::from_secs(n * mult))
 }
@@ -498,24 +498,51 @@ mod tests {
             jsonwebtoken::Algorithm::HS256,
             "s3cret",
         );
-        assert_eq!(v.verify_at(&expired, now).unwrap_err(), "token expired 3m12s ago");
-        let wrong = sign(base(serde_json::json!({})), jsonwebtoken::Algorithm::HS256, "nope");
-        assert_eq!(v.verify(&wrong).unwrap_err(), "bad signature (check the secret)");
+        assert_eq!(
+            v.verify_at(&expired, now).unwrap_err(),
+            "token expired 3m12s ago"
+        );
+        let wrong = sign(
+            base(serde_json::json!({})),
+            jsonwebtoken::Algorithm::HS256,
+            "nope",
+        );
+        assert_eq!(
+            v.verify(&wrong).unwrap_err(),
+            "bad signature (check the secret)"
+        );
         let refresh = sign(
             base(serde_json::json!({"token_type":"refresh"})),
             jsonwebtoken::Algorithm::HS256,
             "s3cret",
         );
-        assert_eq!(v.verify(&refresh).unwrap_err(), "token_type refresh (expected access)");
-        let hs512 = sign(base(serde_json::json!({})), jsonwebtoken::Algorithm::HS512, "s3cret");
-        assert_eq!(v.verify(&hs512).unwrap_err(), "alg HS512 not allowed (expected HS256)");
+        assert_eq!(
+            v.verify(&refresh).unwrap_err(),
+            "token_type refresh (expected access)"
+        );
+        let hs512 = sign(
+            base(serde_json::json!({})),
+            jsonwebtoken::Algorithm::HS512,
+            "s3cret",
+        );
+        assert_eq!(
+            v.verify(&hs512).unwrap_err(),
+            "alg HS512 not allowed (expected HS256)"
+        );
         let none = format!(
             "{}.{}.",
             URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#),
             URL_SAFE_NO_PAD.encode(base(serde_json::json!({})).to_string())
         );
-        assert_eq!(v.verify(&none).unwrap_err(), "alg none not allowed (expected HS256)");
-        assert!(v.verify("garbage").unwrap_err().starts_with("token malformed"));
+        assert_eq!(
+            v.verify(&none).unwrap_err(),
+            "alg none not allowed (expected HS256)"
+        );
+        assert!(
+            v.verify("garbage")
+                .unwrap_err()
+                .starts_with("token malformed")
+        );
         let no_user = sign(
             serde_json::json!({"token_type":"access","exp":now+60}),
             jsonwebtoken::Algorithm::HS256,
@@ -533,15 +560,17 @@ mod tests {
             jsonwebtoken::Algorithm::HS256,
             "s3cret",
         );
-        assert!(v.verify(&later).unwrap_err().starts_with("token not valid yet"));
+        assert!(
+            v.verify(&later)
+                .unwrap_err()
+                .starts_with("token not valid yet")
+        );
     }
 
     #[test]
     fn minted_tokens_verify() {
         let v = hs256();
-        let t = v
-            .mint("42", Duration::from_secs(60), &Map::new())
-            .unwrap();
+        let t = v.mint("42", Duration::from_secs(60), &Map::new()).unwrap();
         assert_eq!(v.verify(&t).unwrap().user_id, "42");
     }
 
@@ -553,7 +582,10 @@ mod tests {
         let f = find_token(&sources, Some("a=1"), Some("Bearer def"), &[]).unwrap();
         assert_eq!(f.token, "def");
         let f = find_token(&sources, None, None, &["access_token", "ghi"]).unwrap();
-        assert_eq!((f.token.as_str(), f.echo_protocol.as_deref()), ("ghi", Some("access_token")));
+        assert_eq!(
+            (f.token.as_str(), f.echo_protocol.as_deref()),
+            ("ghi", Some("access_token"))
+        );
         assert!(find_token(&sources, None, None, &["chat"]).is_none());
         let f = find_token(&sources, Some("token=a%2Bb"), None, &[]).unwrap();
         assert_eq!(f.token, "a+b");

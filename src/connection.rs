@@ -17,7 +17,10 @@ use crate::events::{Event, EventKind, preview};
 use crate::hub::{Close, Conn, Slot, Target};
 use crate::server::Shared;
 
-/// How long a close frame may take to write, and the client to answer it.
+/// How long a close frame may take to write: a client that fell behind gets this long
+/// to read what is already in flight and see why it is being closed.
+const CLOSE_WRITE_GRACE: Duration = Duration::from_secs(5);
+/// How long to wait for the client's answering close frame, or a ping to go out.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// Drives an accepted connection until it closes, then unregisters it.
@@ -107,7 +110,7 @@ pub(crate) async fn send_close(socket: &mut WebSocket, code: u16, reason: &str) 
         code,
         reason: truncate_reason(reason).into(),
     };
-    if timeout(CLOSE_GRACE, socket.send(Message::Close(Some(frame))))
+    if timeout(CLOSE_WRITE_GRACE, socket.send(Message::Close(Some(frame))))
         .await
         .is_ok_and(|r| r.is_ok())
     {
@@ -163,7 +166,7 @@ pub fn human_bytes(n: u64) -> String {
     for (unit, size) in UNITS {
         if n >= size {
             let v = n as f64 / size as f64;
-            return if n % size == 0 {
+            return if n.is_multiple_of(size) {
                 format!("{} {unit}", n / size)
             } else {
                 format!("{v:.1} {unit}")

@@ -32,13 +32,14 @@ impl PathPattern {
             return Err(format!("path {text:?} must start with /"));
         }
         if text.starts_with("/_sockpit/") || text == "/_sockpit" {
-            return Err(format!("path {text:?} is reserved for Sockpit's own routes"));
+            return Err(format!(
+                "path {text:?} is reserved for Sockpit's own routes"
+            ));
         }
         let mut segments = Vec::new();
         for seg in text[1..].split('/') {
             if let Some(name) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-                if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                {
+                if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                     return Err(format!("path {text:?}: bad parameter {{{name}}}"));
                 }
                 if name == "user" {
@@ -302,7 +303,10 @@ mod tests {
     fn typo_suggests_nearest() {
         let eps = Endpoints::new(&default_endpoints());
         let err = eps.resolve("/ws/dashbord/").unwrap_err();
-        assert_eq!(err, "no endpoint /ws/dashbord/ — did you mean /ws/dashboard/?");
+        assert_eq!(
+            err,
+            "no endpoint /ws/dashbord/ — did you mean /ws/dashboard/?"
+        );
         let chat = Endpoints::new(&[EndpointConfig::new(
             "/ws/chat/{room}/",
             &["chat.{room}"],

@@ -10,7 +10,11 @@ use sockpit::config::{AuthMode, Config};
 use sockpit::{Paths, Server, auth, datadir};
 
 #[derive(Parser)]
-#[command(name = "sockpit", version, about = "A local realtime (WebSocket) server for web development")]
+#[command(
+    name = "sockpit",
+    version,
+    about = "A local realtime (WebSocket) server for web development"
+)]
 struct Cli {
     /// Config file (default: sockpit.toml in the working dir if present, else built-in defaults).
     #[arg(long, global = true, value_name = "FILE")]

@@ -157,7 +157,12 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub(crate) fn snapshot_now(&self) -> StatsSnapshot {
-        let mut s = stats::snapshot(&self.hub, &self.endpoints, self.started, self.events.dropped());
+        let mut s = stats::snapshot(
+            &self.hub,
+            &self.endpoints,
+            self.started,
+            self.events.dropped(),
+        );
         let latest = self.stats.borrow();
         s.messages_in_per_s = latest.messages_in_per_s;
         s.messages_out_per_s = latest.messages_out_per_s;
@@ -240,9 +245,7 @@ impl Server {
         {
             let s = shared.clone();
             tracker.spawn(stats::run_sampler(
-                move || {
-                    stats::snapshot(&s.hub, &s.endpoints, s.started, s.events.dropped())
-                },
+                move || stats::snapshot(&s.hub, &s.endpoints, s.started, s.events.dropped()),
                 stats_tx,
                 stop.clone(),
             ));
@@ -404,10 +407,12 @@ async fn accept_loop(listener: TcpListener, app: Router, shared: Arc<Shared>) {
         let app = app.clone();
         let stop = shared.stop.clone();
         shared.tracker.spawn(async move {
-            let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(ConnectInfo(remote));
-                tower::ServiceExt::oneshot(app.clone(), req)
-            });
+            let svc = hyper::service::service_fn(
+                move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(ConnectInfo(remote));
+                    tower::ServiceExt::oneshot(app.clone(), req)
+                },
+            );
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 // A client that sends half a request head is dropped after this.
@@ -451,7 +456,7 @@ struct Admitted {
     slot: Slot,
 }
 
-fn header_str<'a>(headers: &'a HeaderMap, name: header::HeaderName) -> Option<&'a str> {
+fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 

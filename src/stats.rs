@@ -50,6 +50,8 @@ pub struct StatsSnapshot {
     pub messages_in_per_s: f64,
     /// Messages out per second over the last second.
     pub messages_out_per_s: f64,
+    /// Clients the server closed, by reason (`send_queue_full`, `message_too_big`, …).
+    pub dropped_clients: BTreeMap<String, u64>,
     /// Events the log file writer dropped because the disk was behind.
     pub log_dropped: u64,
 }
@@ -106,7 +108,12 @@ impl From<&Conn> for ConnectionInfo {
 }
 
 /// Takes a snapshot without rates.
-pub fn snapshot(hub: &Hub, endpoints: &Endpoints, started: Instant, log_dropped: u64) -> StatsSnapshot {
+pub fn snapshot(
+    hub: &Hub,
+    endpoints: &Endpoints,
+    started: Instant,
+    log_dropped: u64,
+) -> StatsSnapshot {
     let counts = hub.counts();
     let mut per_endpoint: BTreeMap<String, u64> = endpoints
         .iter()
@@ -137,6 +144,11 @@ pub fn snapshot(hub: &Hub, endpoints: &Endpoints, started: Instant, log_dropped:
         published: s.published.load(Ordering::Relaxed),
         messages_in_per_s: 0.0,
         messages_out_per_s: 0.0,
+        dropped_clients: s
+            .dropped()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
         log_dropped,
     }
 }
@@ -178,38 +190,87 @@ pub fn prometheus(snap: &StatsSnapshot, hub: &Hub) -> String {
     let mut metric = |name: &str, kind: &str, help: &str| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
     };
-    metric("sockpit_connections", "gauge", "Open WebSocket connections by endpoint.");
+    metric(
+        "sockpit_connections",
+        "gauge",
+        "Open WebSocket connections by endpoint.",
+    );
     let mut body = String::new();
     for (ep, n) in &snap.endpoints {
-        let _ = writeln!(body, "sockpit_connections{{endpoint=\"{}\"}} {n}", escape(ep));
+        let _ = writeln!(
+            body,
+            "sockpit_connections{{endpoint=\"{}\"}} {n}",
+            escape(ep)
+        );
     }
     out.push_str(&body);
     let counter = |out: &mut String, name: &str, help: &str, v: u64| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+        );
     };
-    counter(&mut out, "sockpit_messages_in_total", "Messages received from clients.", snap.messages_in);
-    counter(&mut out, "sockpit_messages_out_total", "Messages written to clients.", snap.messages_out);
-    counter(&mut out, "sockpit_bytes_in_total", "Payload bytes received from clients.", snap.bytes_in);
-    counter(&mut out, "sockpit_bytes_out_total", "Payload bytes written to clients.", snap.bytes_out);
-    counter(&mut out, "sockpit_published_total", "Publishes through the HTTP API.", snap.published);
-    counter(&mut out, "sockpit_log_dropped_total", "Events the log file writer dropped.", snap.log_dropped);
+    counter(
+        &mut out,
+        "sockpit_messages_in_total",
+        "Messages received from clients.",
+        snap.messages_in,
+    );
+    counter(
+        &mut out,
+        "sockpit_messages_out_total",
+        "Messages written to clients.",
+        snap.messages_out,
+    );
+    counter(
+        &mut out,
+        "sockpit_bytes_in_total",
+        "Payload bytes received from clients.",
+        snap.bytes_in,
+    );
+    counter(
+        &mut out,
+        "sockpit_bytes_out_total",
+        "Payload bytes written to clients.",
+        snap.bytes_out,
+    );
+    counter(
+        &mut out,
+        "sockpit_published_total",
+        "Publishes through the HTTP API.",
+        snap.published,
+    );
+    counter(
+        &mut out,
+        "sockpit_log_dropped_total",
+        "Events the log file writer dropped.",
+        snap.log_dropped,
+    );
     let _ = writeln!(
         out,
         "# HELP sockpit_handshakes_total WebSocket handshakes by verdict and close code.\n# TYPE sockpit_handshakes_total counter"
     );
     for ((verdict, code), n) in hub.stats.handshakes() {
-        let _ = writeln!(out, "sockpit_handshakes_total{{verdict=\"{verdict}\",code=\"{code}\"}} {n}");
+        let _ = writeln!(
+            out,
+            "sockpit_handshakes_total{{verdict=\"{verdict}\",code=\"{code}\"}} {n}"
+        );
     }
     let _ = writeln!(
         out,
         "# HELP sockpit_dropped_clients_total Clients closed by the server, by reason.\n# TYPE sockpit_dropped_clients_total counter"
     );
-    for (reason, n) in hub.stats.dropped() {
-        let _ = writeln!(out, "sockpit_dropped_clients_total{{reason=\"{reason}\"}} {n}");
+    for (reason, n) in &snap.dropped_clients {
+        let _ = writeln!(
+            out,
+            "sockpit_dropped_clients_total{{reason=\"{reason}\"}} {n}"
+        );
     }
     out
 }
 
 fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }

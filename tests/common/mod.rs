@@ -1,0 +1,238 @@
+//! A real server on 127.0.0.1:0 and real clients for it.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use sockpit::config::Config;
+use sockpit::{Paths, Server, ServerHandle};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// The JWT secret every test server uses.
+pub const SECRET: &str = "django-insecure-test-secret";
+/// The API key every test server uses.
+pub const KEY: &str = "test-api-key";
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// A fresh, empty data dir under the system temp dir.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "sockpit-test-{tag}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A server that stops when dropped.
+pub struct TestServer {
+    pub handle: ServerHandle,
+    pub data_dir: PathBuf,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let h = self.handle.clone();
+        // Shutdown is async; a detached task finishes it (the test runtime may be ending).
+        tokio::spawn(async move { h.shutdown().await });
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+/// The test config: known secret and key, otherwise the defaults.
+pub fn config() -> Config {
+    let mut c = Config::default();
+    c.auth.secret = SECRET.into();
+    c.api.key = KEY.into();
+    c
+}
+
+/// The test config with extra TOML merged in (endpoints replace the defaults).
+pub fn config_from(toml_text: &str) -> Config {
+    let mut c = Config::from_toml(toml_text, "test.toml").expect("valid test config");
+    if c.auth.secret.is_empty() {
+        c.auth.secret = SECRET.into();
+    }
+    if c.api.key.is_empty() {
+        c.api.key = KEY.into();
+    }
+    c
+}
+
+impl TestServer {
+    pub async fn start(config: Config) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let data_dir = temp_dir("srv");
+        let handle = Server::start(
+            config,
+            listener,
+            Paths {
+                data_dir: data_dir.clone(),
+            },
+        )
+        .await
+        .expect("server starts");
+        Self { handle, data_dir }
+    }
+
+    pub async fn default() -> Self {
+        Self::start(config()).await
+    }
+
+    pub fn ws(&self, path: &str) -> String {
+        format!("ws://{}{path}", self.handle.local_addr())
+    }
+
+    pub fn http(&self, path: &str) -> String {
+        format!("http://{}{path}", self.handle.local_addr())
+    }
+
+    pub fn token(&self, user: &str) -> String {
+        self.handle
+            .mint_token(user, Duration::from_secs(300), &Default::default())
+            .unwrap()
+    }
+
+    /// Connects; panics if the handshake itself fails.
+    pub async fn connect(&self, path: &str) -> Ws {
+        connect(&self.ws(path), &[]).await.unwrap()
+    }
+
+    /// `POST /_sockpit/api/publish` with the key; returns `delivered`.
+    pub async fn publish(&self, body: Value) -> u64 {
+        let r = reqwest::Client::new()
+            .post(self.http("/_sockpit/api/publish"))
+            .bearer_auth(KEY)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "publish failed");
+        r.json::<Value>().await.unwrap()["delivered"]
+            .as_u64()
+            .unwrap()
+    }
+
+    pub async fn get_json(&self, path: &str) -> Value {
+        reqwest::Client::new()
+            .get(self.http(path))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Waits until the server counts `n` connections.
+    pub async fn wait_connections(&self, n: u64) {
+        for _ in 0..500 {
+            if self.handle.stats().connections == n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!(
+            "expected {n} connections, have {}",
+            self.handle.stats().connections
+        );
+    }
+}
+
+/// Connects to `url` with extra headers.
+pub async fn connect(url: &str, headers: &[(&str, &str)]) -> Result<Ws> {
+    let mut req = url.into_client_request()?;
+    for (k, v) in headers {
+        req.headers_mut().insert(
+            tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(k.as_bytes())?,
+            v.parse()?,
+        );
+    }
+    let (ws, _) = tokio_tungstenite::connect_async(req).await?;
+    Ok(ws)
+}
+
+/// The next text message, within 5 s.
+pub async fn next_text(ws: &mut Ws) -> Result<String> {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .context("no message within 5s")?
+            .context("stream ended")??;
+        match msg {
+            Message::Text(t) => return Ok(t.to_string()),
+            Message::Close(f) => bail!("closed instead: {f:?}"),
+            _ => {}
+        }
+    }
+}
+
+/// Reads until the server's close frame; returns its code and reason.
+pub async fn closed(ws: &mut Ws) -> Result<(u16, String)> {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .context("no close within 10s")?;
+        match msg {
+            Some(Ok(Message::Close(Some(f)))) => return Ok((f.code.into(), f.reason.to_string())),
+            Some(Ok(Message::Close(None))) => return Ok((1005, String::new())),
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => bail!("error before close: {e}"),
+            None => bail!("ended without a close frame"),
+        }
+    }
+}
+
+/// Asserts nothing arrives within `ms`.
+pub async fn silent(ws: &mut Ws, ms: u64) {
+    if let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_millis(ms), ws.next()).await {
+        panic!("expected silence, got {m:?}");
+    }
+}
+
+pub async fn send_text(ws: &mut Ws, text: &str) {
+    ws.send(Message::text(text)).await.unwrap();
+}
+
+/// Signs `claims` with HS256 and `secret`.
+pub fn sign(claims: &Value, secret: &str) -> String {
+    sign_alg(claims, secret, jsonwebtoken::Algorithm::HS256)
+}
+
+pub fn sign_alg(claims: &Value, secret: &str, alg: jsonwebtoken::Algorithm) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(alg),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+pub fn now() -> u64 {
+    sockpit::auth::now_secs()
+}
+
+/// Claims as djangorestframework-simplejwt makes them.
+pub fn simplejwt_claims(user_id: Value, exp_in: i64) -> Value {
+    let now = now() as i64;
+    serde_json::json!({
+        "token_type": "access",
+        "exp": now + exp_in,
+        "iat": now,
+        "jti": "5c7f0e3a9b2d4e1f8a6b7c9d0e1f2a3b",
+        "user_id": user_id,
+    })
+}
