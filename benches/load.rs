@@ -1,1 +1,303 @@
-fn main() {}
+//! Load harness: runs the real `sockpit serve` binary as its own process and measures,
+//! over loopback,
+//! 1. handshakes per second with JWT validation (and server CPU per handshake),
+//! 2. server RSS per idle authenticated connection at N connections,
+//! 3. publish→delivery latency p50/p99 to 1,000 subscribers at 50 publishes/s.
+//!
+//! `cargo bench --bench load` (or `make bench`). Knobs: `SOCKPIT_BENCH_CONNS` (10000),
+//! `SOCKPIT_BENCH_SUBS` (1000), `SOCKPIT_BENCH_RATE` (50), `SOCKPIT_BENCH_SECS` (10).
+//! Every loop is bounded in count and time; the only target is 127.0.0.1.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+use futures_util::StreamExt;
+use tokio::sync::Semaphore;
+use tokio_tungstenite::tungstenite::protocol::{Message, WebSocketConfig};
+
+const SECRET: &str = "bench-secret";
+const KEY: &str = "bench-key";
+
+fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+struct ServerProc {
+    child: Child,
+    port: u16,
+    pid: u32,
+}
+
+impl Drop for ServerProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(dir: &std::path::Path) -> Result<ServerProc> {
+    std::fs::write(
+        dir.join("sockpit.toml"),
+        "[server]\nmax_connections = 50000\n[log]\nring = 1000\n",
+    )?;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sockpit"))
+        .args(["serve", "--port", "0"])
+        .current_dir(dir)
+        .env("SOCKPIT_DATA_DIR", dir)
+        .env("SOCKPIT_JWT_SECRET", SECRET)
+        .env("SOCKPIT_API_KEY", KEY)
+        .env("SOCKPIT_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first)?;
+    // Keep draining what it prints so the pipe never fills.
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    let port = first
+        .trim()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .with_context(|| format!("no port in {first:?}"))?;
+    let pid = child.id();
+    Ok(ServerProc { child, port, pid })
+}
+
+/// Resident set size in KiB.
+fn rss_kib(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .context("no VmRSS")
+}
+
+/// utime + stime in seconds.
+fn cpu_secs(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let after = stat.rsplit_once(')').context("stat")?.1;
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = f[11].parse::<f64>()? + f[12].parse::<f64>()?;
+    Ok(ticks / 100.0)
+}
+
+fn mint(user: u64) -> String {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let claims = serde_json::json!({
+        "token_type": "access", "exp": now + 3600, "iat": now,
+        "jti": format!("{user:032x}"), "user_id": user,
+    });
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+fn client_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
+}
+
+type Client = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn open(port: u16, user: u64) -> Result<Client> {
+    let url = format!("ws://127.0.0.1:{port}/ws/dashboard/?token={}", mint(user));
+    let (ws, _) =
+        tokio_tungstenite::connect_async_with_config(url, Some(client_config()), true).await?;
+    Ok(ws)
+}
+
+async fn wait_connections(port: u16, n: u64, within: Duration) -> Result<()> {
+    let http = reqwest::Client::new();
+    let start = Instant::now();
+    loop {
+        let stats: serde_json::Value = http
+            .get(format!("http://127.0.0.1:{port}/_sockpit/api/stats"))
+            .bearer_auth(KEY)
+            .send()
+            .await?
+            .json()
+            .await?;
+        if stats["connections"].as_u64() == Some(n) {
+            return Ok(());
+        }
+        if start.elapsed() > within {
+            bail!("server has {} connections, expected {n}", stats["connections"]);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+async fn handshakes_and_memory(conns: u64) -> Result<()> {
+    let dir = std::env::temp_dir().join(format!("sockpit-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let srv = start_server(&dir)?;
+    // Warm up: one connection, so the baseline includes the runtime's steady state.
+    let warm = open(srv.port, 0).await?;
+    wait_connections(srv.port, 1, Duration::from_secs(10)).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss0 = rss_kib(srv.pid)?;
+    let cpu0 = cpu_secs(srv.pid)?;
+
+    // Tokens are minted before the clock starts: the figure is the server's handshake rate.
+    let tokens: Vec<String> = (1..=conns).map(mint).collect();
+    let sem = Arc::new(Semaphore::new(64));
+    let start = Instant::now();
+    let mut tasks = Vec::with_capacity(conns as usize);
+    for t in tokens {
+        let permit = sem.clone().acquire_owned().await?;
+        let port = srv.port;
+        tasks.push(tokio::spawn(async move {
+            let url = format!("ws://127.0.0.1:{port}/ws/dashboard/?token={t}");
+            let r = tokio_tungstenite::connect_async_with_config(url, Some(client_config()), true)
+                .await;
+            drop(permit);
+            r.map(|(ws, _)| ws)
+        }));
+    }
+    let mut clients = Vec::with_capacity(conns as usize);
+    for t in tasks {
+        clients.push(t.await??);
+    }
+    let elapsed = start.elapsed();
+    wait_connections(srv.port, conns + 1, Duration::from_secs(30)).await?;
+    let cpu1 = cpu_secs(srv.pid)?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss1 = rss_kib(srv.pid)?;
+    let per_conn = (rss1.saturating_sub(rss0)) as f64 / conns as f64;
+    println!(
+        "handshakes: {conns} JWT-authenticated connections in {:.2}s = {:.0}/s (64 in flight); server CPU {:.1} µs/handshake",
+        elapsed.as_secs_f64(),
+        conns as f64 / elapsed.as_secs_f64(),
+        (cpu1 - cpu0) * 1e6 / conns as f64
+    );
+    println!(
+        "memory: server RSS {:.1} MiB → {:.1} MiB with {conns} idle connections = {per_conn:.1} KiB per connection",
+        rss0 as f64 / 1024.0,
+        rss1 as f64 / 1024.0
+    );
+    drop(clients);
+    drop(warm);
+    drop(srv);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+async fn fanout_latency(subs: u64, rate: u64, secs: u64) -> Result<()> {
+    let dir = std::env::temp_dir().join(format!("sockpit-bench-f-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let srv = start_server(&dir)?;
+    let publishes = rate * secs;
+    let mut readers = Vec::new();
+    for u in 0..subs {
+        let mut ws = open(srv.port, u).await?;
+        readers.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(publishes as usize);
+            let deadline = Instant::now() + Duration::from_secs(secs + 30);
+            while (lat.len() as u64) < publishes {
+                let msg = match tokio::time::timeout_at(deadline.into(), ws.next()).await {
+                    Ok(Some(Ok(m))) => m,
+                    _ => break,
+                };
+                if let Message::Text(t) = msg {
+                    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros();
+                    let sent: u128 = t
+                        .as_str()
+                        .split("\"t\":")
+                        .nth(1)
+                        .and_then(|r| r.split(['}', ',']).next())
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(now);
+                    lat.push((now - sent) as f64 / 1000.0);
+                }
+            }
+            lat
+        }));
+    }
+    wait_connections(srv.port, subs, Duration::from_secs(30)).await?;
+    let http = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{}/_sockpit/api/publish", srv.port);
+    let cpu0 = cpu_secs(srv.pid)?;
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
+    let start = Instant::now();
+    for i in 0..publishes {
+        tick.tick().await;
+        let t = SystemTime::now().duration_since(UNIX_EPOCH)?.as_micros();
+        let body = format!(
+            "{{\"channel\":\"dashboard\",\"data\":{{\"type\":\"dashboard.update\",\"seq\":{i},\"t\":{t}}}}}"
+        );
+        let r = http
+            .post(&url)
+            .bearer_auth(KEY)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await?;
+        if !r.status().is_success() {
+            bail!("publish failed: {}", r.status());
+        }
+    }
+    let send_time = start.elapsed();
+    let mut all = Vec::new();
+    for r in readers {
+        all.extend(r.await?);
+    }
+    let cpu1 = cpu_secs(srv.pid)?;
+    let delivered = all.len() as u64;
+    all.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    println!(
+        "fan-out: {publishes} publishes at {rate}/s ({:.1}s) to {subs} subscribers: {delivered}/{} delivered ({:.2}% lost)",
+        send_time.as_secs_f64(),
+        publishes * subs,
+        100.0 * (1.0 - delivered as f64 / (publishes * subs) as f64)
+    );
+    println!(
+        "fan-out latency publish→delivery: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; server CPU {:.2} µs per delivery",
+        percentile(&all, 0.50),
+        percentile(&all, 0.99),
+        all.last().copied().unwrap_or(f64::NAN),
+        (cpu1 - cpu0) * 1e6 / delivered.max(1) as f64
+    );
+    drop(srv);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    // `cargo bench` passes `--bench`; nothing else is parsed.
+    let conns = env_num("SOCKPIT_BENCH_CONNS", 10_000);
+    let subs = env_num("SOCKPIT_BENCH_SUBS", 1_000);
+    let rate = env_num("SOCKPIT_BENCH_RATE", 50);
+    let secs = env_num("SOCKPIT_BENCH_SECS", 10);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    println!(
+        "sockpit load bench — {} cores, server and load generator on one machine, loopback",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    );
+    rt.block_on(async {
+        handshakes_and_memory(conns).await?;
+        fanout_latency(subs, rate, secs).await
+    })
+}

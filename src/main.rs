@@ -9,6 +9,15 @@ use serde_json::{Map, Value};
 use sockpit::config::{AuthMode, Config};
 use sockpit::{Paths, Server, auth, datadir};
 
+/// `println!` that ignores a closed stdout: `sockpit serve | head -1` must not take the
+/// server down with it.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 #[derive(Parser)]
 #[command(
     name = "sockpit",
@@ -139,14 +148,14 @@ async fn serve(config: Config) -> Result<ExitCode> {
         addr.ip().to_string()
     };
     let base = format!("{host}:{}", addr.port());
-    println!("Sockpit {} listening on {addr}", env!("CARGO_PKG_VERSION"));
+    say!("Sockpit {} listening on {addr}", env!("CARGO_PKG_VERSION"));
     for e in &handle.config().endpoints {
         let auth = match e.auth {
             AuthMode::Jwt => "jwt",
             AuthMode::None => "none",
         };
         let channels: Vec<String> = e.channels.iter().map(|c| c.to_string()).collect();
-        println!(
+        say!(
             "  WebSocket  ws://{base}{}  (auth {auth}, on_message {:?}{})",
             e.path,
             e.on_message,
@@ -157,22 +166,22 @@ async fn serve(config: Config) -> Result<ExitCode> {
             }
         );
     }
-    println!("  Publish    POST http://{base}/_sockpit/api/publish");
+    say!("  Publish    POST http://{base}/_sockpit/api/publish");
     if handle.config().api.key.is_empty() {
-        println!(
+        say!(
             "  API key    kept in {}",
             paths.data_dir.join(datadir::API_KEY_FILE).display()
         );
     } else {
-        println!("  API key    set in config or SOCKPIT_API_KEY");
+        say!("  API key    set in config or SOCKPIT_API_KEY");
     }
-    println!(
+    say!(
         "  UI login   http://{base}/_sockpit/login?key={}",
         handle.api_key()
     );
-    println!("  Log file   {}", paths.log_file(handle.config()).display());
+    say!("  Log file   {}", paths.log_file(handle.config()).display());
     if addr.ip().is_unspecified() {
-        println!(
+        say!(
             "warning: bound to {} — reachable from your network; use 127.0.0.1 unless you mean it",
             addr.ip()
         );
