@@ -91,7 +91,10 @@ fn cpu_secs(pid: u32) -> Result<f64> {
 }
 
 fn mint(user: u64) -> String {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let claims = serde_json::json!({
         "token_type": "access", "exp": now + 3600, "iat": now,
         "jti": format!("{user:032x}"), "user_id": user,
@@ -110,7 +113,8 @@ fn client_config() -> WebSocketConfig {
         .write_buffer_size(0)
 }
 
-type Client = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Client =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn open(port: u16, user: u64) -> Result<Client> {
     let url = format!("ws://127.0.0.1:{port}/ws/dashboard/?token={}", mint(user));
@@ -134,7 +138,10 @@ async fn wait_connections(port: u16, n: u64, within: Duration) -> Result<()> {
             return Ok(());
         }
         if start.elapsed() > within {
-            bail!("server has {} connections, expected {n}", stats["connections"]);
+            bail!(
+                "server has {} connections, expected {n}",
+                stats["connections"]
+            );
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -220,7 +227,10 @@ async fn fanout_latency(subs: u64, rate: u64, secs: u64) -> Result<()> {
                     _ => break,
                 };
                 if let Message::Text(t) = msg {
-                    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros();
+                    let now = SystemTime::now()
+                        .duration_since(UNIX_EPOCH)
+                        .unwrap()
+                        .as_micros();
                     let sent: u128 = t
                         .as_str()
                         .split("\"t\":")
@@ -294,7 +304,9 @@ fn main() -> Result<()> {
         .build()?;
     println!(
         "sockpit load bench — {} cores, server and load generator on one machine, loopback",
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
     );
     rt.block_on(async {
         handshakes_and_memory(conns).await?;

@@ -154,6 +154,12 @@ fn read_error(e: axum::Error, max: u64, shared: &Shared) -> Close {
             ),
         };
     }
+    if let Some(tungstenite::Error::Utf8(_)) = inner.downcast_ref::<tungstenite::Error>() {
+        return Close {
+            code: 1007,
+            reason: "text message is not valid UTF-8".into(),
+        };
+    }
     Close {
         code: 1002,
         reason: format!("protocol error: {inner}"),

@@ -533,3 +533,21 @@ async fn events_socket_streams_hello_events_and_stats() -> Result<()> {
     assert!(err.to_string().contains("401"), "{err}");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_bad_frame_closes_only_that_client() -> Result<()> {
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    let srv = TestServer::default().await;
+    let mut bad = srv.connect("/ws/echo/").await;
+    let mut good = srv.connect("/ws/echo/").await;
+    let frame = Frame::message(vec![0xff, 0xfe, 0xfd], OpCode::Data(Data::Text), true);
+    bad.send(Message::Frame(frame)).await?;
+    assert_eq!(
+        closed(&mut bad).await?,
+        (1007, "text message is not valid UTF-8".into())
+    );
+    send_text(&mut good, "fine").await;
+    assert_eq!(next_text(&mut good).await?, "fine");
+    Ok(())
+}
