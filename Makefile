@@ -14,7 +14,9 @@ run: deps
 test: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets --locked -- -D warnings
-	$(CARGO) test --locked
+	@mkdir -p target
+	set -o pipefail; $(CARGO) test --locked --lib --bins --tests 2>&1 | tee target/cargo-test.log
+	@scripts/summary.sh target/cargo-test.log
 
 # The load benchmark (release build; see README "Performance").
 bench: deps
