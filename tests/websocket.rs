@@ -551,3 +551,57 @@ async fn a_bad_frame_closes_only_that_client() -> Result<()> {
     assert_eq!(next_text(&mut good).await?, "fine");
     Ok(())
 }
+
+#[tokio::test]
+async fn public_key_algorithms_verify_with_a_pem() -> Result<()> {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    for (alg, jwt_alg, public, private) in [
+        (
+            "RS256",
+            jsonwebtoken::Algorithm::RS256,
+            "rs256-public.pem",
+            "rs256-private.pem",
+        ),
+        (
+            "ES256",
+            jsonwebtoken::Algorithm::ES256,
+            "es256-public.pem",
+            "es256-private.pk8.pem",
+        ),
+    ] {
+        let cfg = config_from(&format!(
+            "[auth]\nalgorithm = \"{alg}\"\npublic_key_file = \"{}\"\n",
+            fixtures.join(public).display()
+        ));
+        let srv = TestServer::start(cfg).await;
+        let pem = std::fs::read(fixtures.join(private))?;
+        let key = match jwt_alg {
+            jsonwebtoken::Algorithm::RS256 => jsonwebtoken::EncodingKey::from_rsa_pem(&pem)?,
+            _ => jsonwebtoken::EncodingKey::from_ec_pem(&pem)?,
+        };
+        let token = jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jwt_alg),
+            &simplejwt_claims(json!(8), 300),
+            &key,
+        )?;
+        let mut ws = srv.connect(&format!("/ws/dashboard/?token={token}")).await;
+        srv.wait_connections(1).await;
+        assert_eq!(srv.publish(json!({"user": 8, "data": alg})).await, 1);
+        assert_eq!(next_text(&mut ws).await?, alg);
+        // An HS256 token signed with the public key as the secret: the classic switch.
+        let pem_text = std::fs::read_to_string(fixtures.join(public))?;
+        let forged = sign(&simplejwt_claims(json!(8), 300), &pem_text);
+        let mut bad = srv.connect(&format!("/ws/dashboard/?token={forged}")).await;
+        assert_eq!(
+            closed(&mut bad).await?,
+            (4001, format!("alg HS256 not allowed (expected {alg})"))
+        );
+        // Sockpit has no private key, so it cannot mint these.
+        assert!(
+            srv.handle
+                .mint_token("1", Duration::from_secs(60), &Default::default())
+                .is_err()
+        );
+    }
+    Ok(())
+}
