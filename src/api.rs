@@ -445,11 +445,8 @@ async fn stream_events(mut socket: WebSocket, shared: Arc<Shared>) {
     let mut live = shared.events.subscribe();
     let mut stats_rx = shared.stats.clone();
     let recent = shared.events.recent();
-    let hello = format!(
-        "{{\"type\":\"hello\",\"events\":[{}],\"stats\":{}}}",
-        join_json(recent.iter().map(|l| l.json.as_str())),
-        serde_json::to_string(&**stats_rx.borrow_and_update()).unwrap_or_default()
-    );
+    let jsons: Vec<&str> = recent.iter().map(|l| l.json.as_str()).collect();
+    let hello = hello_frame(&jsons, &stats_rx.borrow_and_update());
     if socket.send(Message::Text(hello.into())).await.is_err() {
         return;
     }
@@ -495,6 +492,15 @@ async fn stream_events(mut socket: WebSocket, shared: Arc<Shared>) {
             return;
         }
     }
+}
+
+/// The `hello` frame of [`crate::wire::EventsFrame`], from events already serialised.
+pub(crate) fn hello_frame(events: &[&str], stats: &stats::StatsSnapshot) -> String {
+    format!(
+        "{{\"type\":\"hello\",\"events\":[{}],\"stats\":{}}}",
+        join_json(events.iter().copied()),
+        serde_json::to_string(stats).unwrap_or_default()
+    )
 }
 
 fn join_json<'a>(items: impl Iterator<Item = &'a str>) -> String {

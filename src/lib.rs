@@ -15,6 +15,7 @@
 //! - [`config`]: the TOML schema, parsed and validated once.
 //! - [`datadir`]: generated secrets and the log file's home.
 //! - [`portinfo`]: which process holds a port.
+//! - [`wire`]: the types shared with the UI and their generated TypeScript.
 #![warn(missing_docs)]
 
 pub mod api;
@@ -29,6 +30,7 @@ pub mod origin;
 pub mod portinfo;
 pub mod server;
 pub mod stats;
+pub mod wire;
 
 pub use config::Config;
 pub use server::{Paths, Server, ServerHandle, StartError};

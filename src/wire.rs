@@ -1,0 +1,173 @@
+//! Wire types shared with the UI, and the generator of their TypeScript.
+//!
+//! `ui/src/lib/wire.ts` is generated from these Rust types by [`typescript`]; a test
+//! fails when the committed file is stale (`SOCKPIT_UPDATE_WIRE=1 cargo test wire`
+//! rewrites it).
+
+use serde::Serialize;
+use ts_rs::TS;
+
+use crate::events::{Event, EventKind};
+use crate::stats::{ConnectionInfo, StatsSnapshot};
+
+/// A frame of the `/_sockpit/api/events` WebSocket.
+///
+/// The server writes `Hello` and `Events` by joining each event's JSON, serialised once
+/// when it happened; a test checks that this matches serde's encoding of this type.
+#[derive(Debug, Serialize, TS)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventsFrame {
+    /// First frame: the ring's contents and the current stats.
+    Hello {
+        /// Events kept in the ring, oldest first.
+        events: Vec<Event>,
+        /// Stats at connect time.
+        stats: StatsSnapshot,
+    },
+    /// Events as they happen, in batches.
+    Events {
+        /// The batch, oldest first.
+        events: Vec<Event>,
+    },
+    /// The stats, every 250 ms.
+    Stats {
+        /// The snapshot.
+        stats: StatsSnapshot,
+    },
+    /// The reader fell behind and `missed` events were skipped.
+    Lagged {
+        /// How many.
+        missed: u64,
+    },
+}
+
+/// `POST /_sockpit/api/publish`: exactly one of `channel`, `group`, `user`, `connection`.
+#[derive(Debug, Serialize, TS)]
+pub struct PublishRequest {
+    /// A channel.
+    #[ts(optional)]
+    pub channel: Option<String>,
+    /// Django Channels' word for a channel.
+    #[ts(optional)]
+    pub group: Option<String>,
+    /// A user id.
+    #[ts(optional)]
+    pub user: Option<String>,
+    /// A connection id.
+    #[ts(optional)]
+    pub connection: Option<String>,
+    /// The payload; a string is sent as its text, anything else as JSON.
+    #[ts(type = "unknown")]
+    pub data: serde_json::Value,
+}
+
+/// Answer to a publish.
+#[derive(Debug, Serialize, TS)]
+pub struct PublishResponse {
+    /// Recipients whose queue took the message.
+    pub delivered: u64,
+}
+
+/// `POST /_sockpit/api/token`.
+#[derive(Debug, Serialize, TS)]
+pub struct TokenRequest {
+    /// The user id claim.
+    pub user_id: String,
+    /// Lifetime in seconds (default 3600).
+    #[ts(optional)]
+    pub ttl_s: Option<u64>,
+    /// Extra claims.
+    #[ts(optional, type = "Record<string, unknown>")]
+    pub claims: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// Answer to a token request.
+#[derive(Debug, Serialize, TS)]
+pub struct TokenResponse {
+    /// The JWT.
+    pub token: String,
+    /// The user id, as a string.
+    pub user_id: String,
+    /// Expiry, seconds since the epoch.
+    pub exp: u64,
+}
+
+/// `GET /_sockpit/api/connections`.
+#[derive(Debug, Serialize, TS)]
+pub struct ConnectionsResponse {
+    /// Live connections, oldest first.
+    pub connections: Vec<ConnectionInfo>,
+}
+
+/// An API error body.
+#[derive(Debug, Serialize, TS)]
+pub struct ErrorBody {
+    /// A short machine word: `unauthorized`, `bad_request`, …
+    pub error: String,
+    /// What is wrong, for a person.
+    pub detail: String,
+}
+
+/// The TypeScript module the UI imports.
+pub fn typescript() -> String {
+    let decls = [
+        EventKind::decl(),
+        Event::decl(),
+        StatsSnapshot::decl(),
+        ConnectionInfo::decl(),
+        EventsFrame::decl(),
+        PublishRequest::decl(),
+        PublishResponse::decl(),
+        TokenRequest::decl(),
+        TokenResponse::decl(),
+        ConnectionsResponse::decl(),
+        ErrorBody::decl(),
+    ];
+    let mut out = String::from(
+        "// Generated from the Rust types in src/wire.rs by `SOCKPIT_UPDATE_WIRE=1 cargo test wire`.\n// Do not edit by hand.\n",
+    );
+    for d in decls {
+        out.push_str("\nexport ");
+        // ts-rs maps u64 to `bigint`, but JSON.parse yields numbers; every u64 here is a
+        // count, size or time far below 2^53.
+        out.push_str(&d.replace("bigint", "number"));
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_ts_is_fresh() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ui/src/lib/wire.ts");
+        let want = typescript();
+        if std::env::var_os("SOCKPIT_UPDATE_WIRE").is_some() {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &want).unwrap();
+        }
+        let have = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            have == want,
+            "{} is stale: run `SOCKPIT_UPDATE_WIRE=1 cargo test wire`",
+            path.display()
+        );
+    }
+
+    #[test]
+    fn hand_joined_frames_match_the_type() {
+        let mut e = Event::new(EventKind::Connected);
+        e.conn = Some("c1".into());
+        let json = serde_json::to_string(&e).unwrap();
+        let stats = StatsSnapshot::default();
+        let joined = crate::api::hello_frame(&[json.as_str()], &stats);
+        let typed = serde_json::to_string(&EventsFrame::Hello {
+            events: vec![e],
+            stats,
+        })
+        .unwrap();
+        assert_eq!(joined, typed);
+    }
+}

@@ -1,0 +1,268 @@
+// Generated from the Rust types in src/wire.rs by `SOCKPIT_UPDATE_WIRE=1 cargo test wire`.
+// Do not edit by hand.
+
+export type EventKind = "server_started" | "server_stopped" | "server_error" | "handshake_rejected" | "connected" | "disconnected" | "message_in" | "message_out" | "published" | "webhook_failed";
+
+export type Event = { 
+/**
+ * RFC 3339 time with milliseconds, UTC.
+ */
+ts: string, 
+/**
+ * What happened.
+ */
+kind: EventKind, 
+/**
+ * Connection id.
+ */
+conn?: string, 
+/**
+ * Endpoint path pattern.
+ */
+endpoint?: string, 
+/**
+ * Request path (query redacted).
+ */
+path?: string, 
+/**
+ * Channel.
+ */
+channel?: string, 
+/**
+ * User id.
+ */
+user?: string, 
+/**
+ * Peer address.
+ */
+remote?: string, 
+/**
+ * Origin header.
+ */
+origin?: string, 
+/**
+ * Close code.
+ */
+code?: number, 
+/**
+ * Human reason.
+ */
+reason?: string, 
+/**
+ * Payload size.
+ */
+bytes?: number, 
+/**
+ * First 200 characters of a message.
+ */
+preview?: string, 
+/**
+ * Recipients reached (publish, broadcast).
+ */
+delivered?: number, };
+
+export type StatsSnapshot = { 
+/**
+ * RFC 3339 time of the sample.
+ */
+ts: string, 
+/**
+ * Seconds since the server started.
+ */
+uptime_s: number, 
+/**
+ * Open WebSocket connections.
+ */
+connections: number, 
+/**
+ * Open connections by endpoint (every configured endpoint is listed).
+ */
+endpoints: { [key in string]?: number }, 
+/**
+ * Members by channel (the busiest [`MAX_CHANNELS_LISTED`]).
+ */
+channels: { [key in string]?: number }, 
+/**
+ * Channels with at least one member.
+ */
+channel_count: number, 
+/**
+ * Messages received from clients since start.
+ */
+messages_in: number, 
+/**
+ * Messages written to clients since start.
+ */
+messages_out: number, 
+/**
+ * Bytes received since start.
+ */
+bytes_in: number, 
+/**
+ * Bytes written since start.
+ */
+bytes_out: number, 
+/**
+ * API publishes since start.
+ */
+published: number, 
+/**
+ * Messages in per second over the last second.
+ */
+messages_in_per_s: number, 
+/**
+ * Messages out per second over the last second.
+ */
+messages_out_per_s: number, 
+/**
+ * Clients the server closed, by reason (`send_queue_full`, `message_too_big`, …).
+ */
+dropped_clients: { [key in string]?: number }, 
+/**
+ * Events the log file writer dropped because the disk was behind.
+ */
+log_dropped: number, };
+
+export type ConnectionInfo = { 
+/**
+ * Wire id (`c12`).
+ */
+id: string, 
+/**
+ * Endpoint path pattern.
+ */
+endpoint: string, 
+/**
+ * Requested path.
+ */
+path: string, 
+/**
+ * Channels joined.
+ */
+channels: Array<string>, 
+/**
+ * User id.
+ */
+user?: string, 
+/**
+ * Peer address.
+ */
+remote: string, 
+/**
+ * Origin header.
+ */
+origin?: string, 
+/**
+ * RFC 3339 time of the handshake.
+ */
+since: string, 
+/**
+ * Messages received.
+ */
+msgs_in: number, 
+/**
+ * Messages written.
+ */
+msgs_out: number, 
+/**
+ * Bytes received.
+ */
+bytes_in: number, 
+/**
+ * Bytes written.
+ */
+bytes_out: number, };
+
+export type EventsFrame = { "type": "hello", 
+/**
+ * Events kept in the ring, oldest first.
+ */
+events: Array<Event>, 
+/**
+ * Stats at connect time.
+ */
+stats: StatsSnapshot, } | { "type": "events", 
+/**
+ * The batch, oldest first.
+ */
+events: Array<Event>, } | { "type": "stats", 
+/**
+ * The snapshot.
+ */
+stats: StatsSnapshot, } | { "type": "lagged", 
+/**
+ * How many.
+ */
+missed: number, };
+
+export type PublishRequest = { 
+/**
+ * A channel.
+ */
+channel?: string, 
+/**
+ * Django Channels' word for a channel.
+ */
+group?: string, 
+/**
+ * A user id.
+ */
+user?: string, 
+/**
+ * A connection id.
+ */
+connection?: string, 
+/**
+ * The payload; a string is sent as its text, anything else as JSON.
+ */
+data: unknown, };
+
+export type PublishResponse = { 
+/**
+ * Recipients whose queue took the message.
+ */
+delivered: number, };
+
+export type TokenRequest = { 
+/**
+ * The user id claim.
+ */
+user_id: string, 
+/**
+ * Lifetime in seconds (default 3600).
+ */
+ttl_s?: number, 
+/**
+ * Extra claims.
+ */
+claims?: Record<string, unknown>, };
+
+export type TokenResponse = { 
+/**
+ * The JWT.
+ */
+token: string, 
+/**
+ * The user id, as a string.
+ */
+user_id: string, 
+/**
+ * Expiry, seconds since the epoch.
+ */
+exp: number, };
+
+export type ConnectionsResponse = { 
+/**
+ * Live connections, oldest first.
+ */
+connections: Array<ConnectionInfo>, };
+
+export type ErrorBody = { 
+/**
+ * A short machine word: `unauthorized`, `bad_request`, …
+ */
+error: string, 
+/**
+ * What is wrong, for a person.
+ */
+detail: string, };
