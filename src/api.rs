@@ -104,23 +104,24 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Routes nested under `/_sockpit`.
+/// The `/_sockpit/` routes.
 pub(crate) fn router(shared: Arc<Shared>) -> Router<Arc<Shared>> {
     let body_limit = shared.config.server.max_message_bytes.get() + (64 << 10);
     let keyed = Router::new()
-        .route("/api/publish", post(publish_handler))
-        .route("/api/stats", get(stats_handler))
-        .route("/api/connections", get(connections_handler))
-        .route("/api/connections/{id}", delete(kick_handler))
-        .route("/api/token", post(token_handler))
-        .route("/api/events", get(events_handler))
-        .route("/metrics", get(metrics_handler))
-        .route("/", get(ui_handler))
-        .fallback(|| async { ApiError::NotFound("no such route under /_sockpit/".into()) })
+        .route("/_sockpit/api/publish", post(publish_handler))
+        .route("/_sockpit/api/stats", get(stats_handler))
+        .route("/_sockpit/api/connections", get(connections_handler))
+        .route("/_sockpit/api/connections/{id}", delete(kick_handler))
+        .route("/_sockpit/api/token", post(token_handler))
+        .route("/_sockpit/api/events", get(events_handler))
+        .route("/_sockpit/metrics", get(metrics_handler))
+        .route("/_sockpit/", get(ui_index))
+        .route("/_sockpit/{*path}", get(ui_file))
         .route_layer(middleware::from_fn_with_state(shared.clone(), require_key));
     Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/login", get(login_handler))
+        .route("/_sockpit", get(|| async { Redirect::permanent("/_sockpit/") }))
+        .route("/_sockpit/healthz", get(|| async { "ok" }))
+        .route("/_sockpit/login", get(login_handler))
         .merge(keyed)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(shared, require_host))
@@ -216,10 +217,32 @@ async fn login_handler(
     Ok(resp)
 }
 
-async fn ui_handler() -> ApiError {
-    ApiError::NotFound(
-        "the UI is not built into this binary yet; the API is under /_sockpit/api/".into(),
+/// The UI, built by Vite into `ui/dist` and embedded at compile time (see build.rs).
+#[derive(rust_embed::RustEmbed)]
+#[folder = "$SOCKPIT_UI_DIR"]
+struct UiAssets;
+
+async fn ui_index() -> Result<Response, ApiError> {
+    ui_file(Path("index.html".into())).await
+}
+
+async fn ui_file(Path(path): Path<String>) -> Result<Response, ApiError> {
+    let file = UiAssets::get(&path)
+        .ok_or_else(|| ApiError::NotFound(format!("no such route /_sockpit/{path}")))?;
+    // Vite puts a content hash in every asset name; only index.html may change in place.
+    let cache = if path == "index.html" {
+        "no-cache"
+    } else {
+        "public, max-age=31536000, immutable"
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, file.metadata.mimetype().to_string()),
+            (header::CACHE_CONTROL, cache.to_string()),
+        ],
+        file.data,
     )
+        .into_response())
 }
 
 /// A JSON body, with errors that say what is wrong: 400 for malformed JSON, 422 for

@@ -383,7 +383,7 @@ impl ServerHandle {
 /// endpoints (or a 404 that names the nearest endpoint).
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
-        .nest("/_sockpit", api::router(shared.clone()))
+        .merge(api::router(shared.clone()))
         .fallback(ws_or_not_found)
         .with_state(shared)
 }

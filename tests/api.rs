@@ -342,3 +342,27 @@ async fn generated_secret_and_key_are_private_and_stable() -> Result<()> {
     again.shutdown().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn the_ui_is_served_behind_the_key() -> Result<()> {
+    let srv = TestServer::default().await;
+    let r = client().get(srv.http("/_sockpit/")).send().await?;
+    assert_eq!(r.status(), 401, "{:?}", r.text().await);
+    let r = client()
+        .get(srv.http("/_sockpit/"))
+        .bearer_auth(KEY)
+        .send()
+        .await?;
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"].to_str()?.starts_with("text/html"));
+    assert!(r.text().await?.to_lowercase().contains("<!doctype html>"));
+    let r = client()
+        .get(srv.http("/_sockpit/api/nope"))
+        .bearer_auth(KEY)
+        .send()
+        .await?;
+    assert_eq!(r.status(), 404);
+    let e: Value = r.json().await?;
+    assert_eq!(e["error"], "not_found");
+    Ok(())
+}
