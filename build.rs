@@ -10,7 +10,8 @@ fn main() {
     let dir = if dist.join("index.html").exists() {
         dist
     } else {
-        let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets it")).join("ui-missing");
+        let out =
+            PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets it")).join("ui-missing");
         std::fs::create_dir_all(&out).expect("create OUT_DIR/ui-missing");
         std::fs::write(
             out.join("index.html"),

@@ -1,5 +1,21 @@
 #!/usr/bin/env bash
-# Adds up cargo's "test result:" lines into one closing line for CI.
+# One closing line for CI from every suite's log: cargo's "test result:" lines and
+# Vitest's "Tests  N passed | M failed" line. Exits 1 if anything failed or nothing ran.
 set -euo pipefail
-awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) s += $i } }
-     END { printf "rust: %d passed, %d failed, %d skipped\n", p, f, s; if (p == 0 || f > 0) exit 1 }' "$@"
+awk '
+  /^test result:/ {
+    for (i = 1; i <= NF; i++) {
+      if ($(i+1) ~ /^passed/) p += $i
+      if ($(i+1) ~ /^failed/) f += $i
+      if ($(i+1) ~ /^ignored/) s += $i
+    }
+  }
+  /^ *Tests +[0-9]/ {
+    for (i = 1; i <= NF; i++) {
+      if ($(i+1) ~ /^passed/) p += $i
+      if ($(i+1) ~ /^failed/) f += $i
+      if ($(i+1) ~ /^skipped/) s += $i
+    }
+  }
+  END { printf "all: %d passed, %d failed, %d skipped\n", p, f, s; if (p == 0 || f > 0) exit 1 }
+' "$@"

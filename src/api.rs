@@ -119,7 +119,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router<Arc<Shared>> {
         .route("/_sockpit/{*path}", get(ui_file))
         .route_layer(middleware::from_fn_with_state(shared.clone(), require_key));
     Router::new()
-        .route("/_sockpit", get(|| async { Redirect::permanent("/_sockpit/") }))
+        .route(
+            "/_sockpit",
+            get(|| async { Redirect::permanent("/_sockpit/") }),
+        )
         .route("/_sockpit/healthz", get(|| async { "ok" }))
         .route("/_sockpit/login", get(login_handler))
         .merge(keyed)

@@ -34,7 +34,7 @@ pub(crate) async fn run(
     _slot: Slot,
 ) {
     let mut connected = conn_event(&conn, EventKind::Connected);
-    connected.channel = conn.channels.first().cloned();
+    connected.channel = conn.meta.channels.first().cloned();
     shared.events.emit(connected);
 
     let cfg = &shared.config.server;
@@ -217,7 +217,7 @@ fn handle_message(
         OnMessage::Drop | OnMessage::Webhook => return,
         OnMessage::Echo => (u64::from(shared.hub.send_to(conn, msg)), None),
         OnMessage::Broadcast => {
-            let Some(channel) = conn.channels.first().cloned() else {
+            let Some(channel) = conn.meta.channels.first().cloned() else {
                 return;
             };
             let except = (!echo_self).then_some(conn.id);
@@ -238,10 +238,10 @@ fn handle_message(
 fn conn_event(conn: &Conn, kind: EventKind) -> Event {
     let mut e = Event::new(kind);
     e.conn = Some(conn.wire_id());
-    e.endpoint = Some(conn.endpoint.clone());
-    e.user = conn.user.clone();
-    e.remote = Some(conn.remote.to_string());
-    e.origin = conn.origin.clone();
+    e.endpoint = Some(conn.meta.endpoint.clone());
+    e.user = conn.meta.user.clone();
+    e.remote = Some(conn.meta.remote.to_string());
+    e.origin = conn.meta.origin.clone();
     e
 }
 

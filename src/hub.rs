@@ -45,18 +45,8 @@ pub struct Counters {
 pub struct Conn {
     /// Numeric id (`c<id>` on the wire).
     pub id: u64,
-    /// The endpoint's path pattern.
-    pub endpoint: String,
-    /// The requested path (no query).
-    pub path: String,
-    /// Channels joined (rendered templates plus `user.<id>`).
-    pub channels: Vec<String>,
-    /// The token's user id.
-    pub user: Option<String>,
-    /// Peer address.
-    pub remote: SocketAddr,
-    /// Origin header.
-    pub origin: Option<String>,
+    /// Who and where, fixed at the handshake.
+    pub meta: ConnMeta,
     /// When the handshake completed.
     pub since: SystemTime,
     /// Traffic counters.
@@ -207,18 +197,18 @@ impl Drop for Slot {
     }
 }
 
-/// What a new connection needs to register.
+/// What a connection is, fixed at the handshake.
 #[derive(Debug)]
-pub struct NewConn {
-    /// Endpoint path pattern.
+pub struct ConnMeta {
+    /// The endpoint's path pattern.
     pub endpoint: String,
-    /// Requested path.
+    /// The requested path (no query).
     pub path: String,
-    /// Channels to join.
+    /// Channels joined (rendered templates; [`Hub::register`] adds `user.<id>`).
     pub channels: Vec<String>,
-    /// User id, if authenticated.
+    /// The token's user id.
     pub user: Option<String>,
-    /// Peer.
+    /// Peer address.
     pub remote: SocketAddr,
     /// Origin header.
     pub origin: Option<String>,
@@ -249,23 +239,17 @@ impl Hub {
     }
 
     /// Registers a connection and joins its channels; returns it with its queue's receiver.
-    pub fn register(&self, new: NewConn) -> (Arc<Conn>, mpsc::Receiver<Message>) {
+    pub fn register(&self, mut meta: ConnMeta) -> (Arc<Conn>, mpsc::Receiver<Message>) {
         let (tx, rx) = mpsc::channel(self.send_queue);
-        let mut channels = new.channels;
-        if let Some(u) = &new.user {
+        if let Some(u) = &meta.user {
             let uc = user_channel(u);
-            if !channels.contains(&uc) {
-                channels.push(uc);
+            if !meta.channels.contains(&uc) {
+                meta.channels.push(uc);
             }
         }
         let conn = Arc::new(Conn {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
-            endpoint: new.endpoint,
-            path: new.path,
-            channels,
-            user: new.user,
-            remote: new.remote,
-            origin: new.origin,
+            meta,
             since: SystemTime::now(),
             counters: Counters::default(),
             tx,
@@ -275,7 +259,7 @@ impl Hub {
         });
         self.conns.write().insert(conn.id, conn.clone());
         let mut chans = self.channels.write();
-        for c in &conn.channels {
+        for c in &conn.meta.channels {
             chans
                 .entry(c.clone())
                 .or_default()
@@ -288,7 +272,7 @@ impl Hub {
     pub fn unregister(&self, conn: &Conn) {
         self.conns.write().remove(&conn.id);
         let mut chans = self.channels.write();
-        for c in &conn.channels {
+        for c in &conn.meta.channels {
             if let Some(members) = chans.get_mut(c) {
                 members.remove(&conn.id);
                 if members.is_empty() {
@@ -361,7 +345,7 @@ impl Hub {
         let total = {
             let conns = self.conns.read();
             for c in conns.values() {
-                *per_endpoint.entry(c.endpoint.clone()).or_default() += 1;
+                *per_endpoint.entry(c.meta.endpoint.clone()).or_default() += 1;
             }
             conns.len() as u64
         };

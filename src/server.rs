@@ -25,7 +25,7 @@ use crate::connection;
 use crate::datadir;
 use crate::endpoint::{Endpoints, Matched};
 use crate::events::{Event, EventKind, EventLog, Logged};
-use crate::hub::{Hub, NewConn, Slot};
+use crate::hub::{ConnMeta, Hub, Slot};
 use crate::origin::check_origin;
 use crate::portinfo::{self, Holder};
 use crate::stats::{self, StatsSnapshot};
@@ -560,7 +560,7 @@ async fn ws_or_not_found(
                 .read_buffer_size(READ_BUFFER)
                 .write_buffer_size(WRITE_BUFFER)
                 .on_upgrade(move |socket| async move {
-                    let (conn, rx) = s.hub.register(NewConn {
+                    let (conn, rx) = s.hub.register(ConnMeta {
                         endpoint: endpoint.path.as_str().to_string(),
                         path,
                         channels,

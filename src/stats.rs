@@ -92,12 +92,12 @@ impl From<&Conn> for ConnectionInfo {
         let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
         Self {
             id: c.wire_id(),
-            endpoint: c.endpoint.clone(),
-            path: c.path.clone(),
-            channels: c.channels.clone(),
-            user: c.user.clone(),
-            remote: c.remote.to_string(),
-            origin: c.origin.clone(),
+            endpoint: c.meta.endpoint.clone(),
+            path: c.meta.path.clone(),
+            channels: c.meta.channels.clone(),
+            user: c.meta.user.clone(),
+            remote: c.meta.remote.to_string(),
+            origin: c.meta.origin.clone(),
             since: humantime::format_rfc3339_millis(c.since).to_string(),
             msgs_in: n(&c.counters.msgs_in),
             msgs_out: n(&c.counters.msgs_out),

@@ -354,7 +354,11 @@ async fn the_ui_is_served_behind_the_key() -> Result<()> {
         .send()
         .await?;
     assert_eq!(r.status(), 200);
-    assert!(r.headers()["content-type"].to_str()?.starts_with("text/html"));
+    assert!(
+        r.headers()["content-type"]
+            .to_str()?
+            .starts_with("text/html")
+    );
     assert!(r.text().await?.to_lowercase().contains("<!doctype html>"));
     let r = client()
         .get(srv.http("/_sockpit/api/nope"))
