@@ -127,7 +127,44 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router<Arc<Shared>> {
         .route("/_sockpit/login", get(login_handler))
         .merge(keyed)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn(desktop_cors))
         .layer(middleware::from_fn_with_state(shared, require_host))
+}
+
+/// Origins of the desktop app's webview (Linux/macOS, Windows). No web page can have
+/// them, so letting them read the API cross-origin opens nothing to the web; the API
+/// key is still required.
+pub const DESKTOP_ORIGINS: &[&str] = &["tauri://localhost", "http://tauri.localhost"];
+
+/// CORS for the desktop webview only: it loads the embedded UI from its own origin and
+/// talks to the server over HTTP. Preflights are answered here, before the key check
+/// (a preflight never carries credentials).
+async fn desktop_cors(req: Request, next: Next) -> Response {
+    let origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .filter(|o| DESKTOP_ORIGINS.iter().any(|d| o.as_bytes() == d.as_bytes()))
+        .cloned();
+    let Some(origin) = origin else {
+        return next.run(req).await;
+    };
+    let mut resp = if req.method() == axum::http::Method::OPTIONS {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        next.run(req).await
+    };
+    let h = resp.headers_mut();
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("authorization, x-api-key, content-type"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, POST, DELETE, OPTIONS"),
+    );
+    h.insert(header::VARY, HeaderValue::from_static("Origin"));
+    resp
 }
 
 async fn require_host(
@@ -450,7 +487,10 @@ async fn events_handler(
         (Some(o), Some(h)) => o.split_once("://").is_some_and(|(_, rest)| rest == h),
         _ => false,
     };
-    if !same_origin && let Err(reason) = check_origin(&shared.config.server.allowed_origins, origin)
+    let desktop = origin.is_some_and(|o| DESKTOP_ORIGINS.contains(&o));
+    if !same_origin
+        && !desktop
+        && let Err(reason) = check_origin(&shared.config.server.allowed_origins, origin)
     {
         return Err(ApiError::Forbidden(reason));
     }

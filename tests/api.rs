@@ -370,3 +370,53 @@ async fn the_ui_is_served_behind_the_key() -> Result<()> {
     assert_eq!(e["error"], "not_found");
     Ok(())
 }
+
+#[tokio::test]
+async fn the_desktop_webview_may_call_the_api_cross_origin() -> Result<()> {
+    let srv = TestServer::default().await;
+    let r = client()
+        .request(reqwest::Method::OPTIONS, srv.http("/_sockpit/api/stats"))
+        .header("origin", "tauri://localhost")
+        .header("access-control-request-headers", "x-api-key")
+        .send()
+        .await?;
+    assert_eq!(r.status(), 204);
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "tauri://localhost"
+    );
+    let r = client()
+        .get(srv.http("/_sockpit/api/stats"))
+        .header("origin", "tauri://localhost")
+        .header("x-api-key", KEY)
+        .send()
+        .await?;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "tauri://localhost"
+    );
+    // A web page's origin gets no CORS headers, and still needs the key.
+    let r = client()
+        .get(srv.http("/_sockpit/api/stats"))
+        .header("origin", "http://evil.test")
+        .send()
+        .await?;
+    assert_eq!(r.status(), 401);
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+    // The events socket accepts the desktop origin with ?key=.
+    let mut ev = connect(
+        &srv.ws(&format!("/_sockpit/api/events?key={KEY}")),
+        &[("origin", "tauri://localhost")],
+    )
+    .await?;
+    assert!(next_text(&mut ev).await?.contains("\"type\":\"hello\""));
+    let err = connect(
+        &srv.ws(&format!("/_sockpit/api/events?key={KEY}")),
+        &[("origin", "http://evil.test")],
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("403"), "{err}");
+    Ok(())
+}
