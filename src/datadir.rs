@@ -42,6 +42,12 @@ pub fn resolve() -> Result<PathBuf, DataDirError> {
         .ok_or(DataDirError::NoDir)
 }
 
+/// The desktop app's config file: `sockpit.toml` in the OS config dir.
+pub fn desktop_config_file() -> Option<PathBuf> {
+    directories::ProjectDirs::from("dev", "sockpit", "sockpit")
+        .map(|d| d.config_dir().join(crate::config::DEFAULT_FILE))
+}
+
 /// Reads `dir/name`, or creates it with a fresh random value (hex, 32 bytes).
 pub fn read_or_generate(dir: &Path, name: &str) -> Result<String, DataDirError> {
     let path = dir.join(name);

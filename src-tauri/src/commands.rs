@@ -1,0 +1,61 @@
+//! Tauri commands: desktop concerns only (status while stopped, start/stop, autostart,
+//! clipboard). Live data reaches the window through the server's own events WebSocket.
+//! Each command extracts, calls the controller, and returns its value.
+
+use std::sync::Arc;
+
+use tauri::{AppHandle, Runtime, State};
+use tauri_plugin_autostart::ManagerExt as _;
+use tauri_plugin_clipboard_manager::ClipboardExt as _;
+
+use crate::controller::{ControlError, Controller, Status};
+
+type Ctl<'a> = State<'a, Arc<Controller>>;
+
+/// The server's status.
+#[tauri::command]
+pub fn status(controller: Ctl<'_>) -> Status {
+    controller.status()
+}
+
+/// Starts the server.
+#[tauri::command]
+pub async fn start(controller: Ctl<'_>) -> Result<Status, ControlError> {
+    controller.start().await
+}
+
+/// Stops the server (clients get 1001).
+#[tauri::command]
+pub async fn stop(controller: Ctl<'_>) -> Result<Status, ControlError> {
+    Ok(controller.stop().await)
+}
+
+/// Stops and starts the server.
+#[tauri::command]
+pub async fn restart(controller: Ctl<'_>) -> Result<Status, ControlError> {
+    controller.restart().await
+}
+
+/// Moves the server to a free port and starts it (after "port in use").
+#[tauri::command]
+pub async fn use_free_port(controller: Ctl<'_>) -> Result<Status, ControlError> {
+    controller.use_free_port().await
+}
+
+/// Whether Sockpit launches at login.
+#[tauri::command]
+pub fn autostart_enabled<R: Runtime>(app: AppHandle<R>) -> bool {
+    app.autolaunch().is_enabled().unwrap_or(false)
+}
+
+/// Turns launch-at-login on or off; returns the new setting.
+#[tauri::command]
+pub fn set_autostart<R: Runtime>(app: AppHandle<R>, on: bool) -> Result<bool, String> {
+    crate::set_autostart(&app, on)
+}
+
+/// Copies text to the clipboard.
+#[tauri::command]
+pub fn copy_text<R: Runtime>(app: AppHandle<R>, text: String) -> Result<(), String> {
+    app.clipboard().write_text(text).map_err(|e| e.to_string())
+}

@@ -1,0 +1,188 @@
+//! The tray icon and its menu. Menu ids are one enum, matched in one place; the icon,
+//! tooltip and labels follow the controller's status.
+
+use tauri::image::Image;
+use tauri::menu::{CheckMenuItem, Menu, MenuItem, PredefinedMenuItem};
+use tauri::tray::{MouseButton, MouseButtonState, TrayIcon, TrayIconBuilder, TrayIconEvent};
+use tauri::{AppHandle, Runtime};
+
+use crate::controller::{ServerState, Status};
+
+/// Every tray menu item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MenuId {
+    /// Start or Stop, following the state.
+    Toggle,
+    /// Restart the server.
+    Restart,
+    /// Show the window.
+    Open,
+    /// Copy the first endpoint's WebSocket URL.
+    CopyUrl,
+    /// Copy a freshly minted test token.
+    CopyToken,
+    /// Launch at login (checkbox).
+    Autostart,
+    /// Stop the server and exit.
+    Quit,
+}
+
+impl MenuId {
+    const ALL: [MenuId; 7] = [
+        Self::Toggle,
+        Self::Restart,
+        Self::Open,
+        Self::CopyUrl,
+        Self::CopyToken,
+        Self::Autostart,
+        Self::Quit,
+    ];
+
+    /// The id string Tauri (and D-Bus menus) carry.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Toggle => "toggle",
+            Self::Restart => "restart",
+            Self::Open => "open",
+            Self::CopyUrl => "copy_url",
+            Self::CopyToken => "copy_token",
+            Self::Autostart => "autostart",
+            Self::Quit => "quit",
+        }
+    }
+
+    /// Parses an id string.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.as_str() == s)
+    }
+}
+
+const ICON_RUNNING: &[u8] = include_bytes!("../../icons/tray-running.png");
+const ICON_STOPPED: &[u8] = include_bytes!("../../icons/tray-stopped.png");
+const ICON_ERROR: &[u8] = include_bytes!("../../icons/tray-error.png");
+
+fn icon_for(state: ServerState) -> tauri::Result<Image<'static>> {
+    Image::from_bytes(match state {
+        ServerState::Running => ICON_RUNNING,
+        ServerState::Stopped => ICON_STOPPED,
+        ServerState::Error => ICON_ERROR,
+    })
+}
+
+/// The tray and the items whose look follows the status.
+pub struct Tray<R: Runtime> {
+    icon: TrayIcon<R>,
+    toggle: MenuItem<R>,
+    autostart: CheckMenuItem<R>,
+}
+
+impl<R: Runtime> Tray<R> {
+    /// Builds the tray; menu clicks go to [`crate::on_menu`].
+    pub fn build(app: &AppHandle<R>, status: &Status, autostart: bool) -> tauri::Result<Self> {
+        let item = |id: MenuId, label: &str| {
+            MenuItem::with_id(app, id.as_str(), label, true, None::<&str>)
+        };
+        let toggle = item(MenuId::Toggle, toggle_label(status.state))?;
+        let autostart_item = CheckMenuItem::with_id(
+            app,
+            MenuId::Autostart.as_str(),
+            "Launch at login",
+            true,
+            autostart,
+            None::<&str>,
+        )?;
+        let menu = Menu::with_items(
+            app,
+            &[
+                &toggle,
+                &item(MenuId::Restart, "Restart")?,
+                &PredefinedMenuItem::separator(app)?,
+                &item(MenuId::Open, "Open Sockpit")?,
+                &item(MenuId::CopyUrl, "Copy WebSocket URL")?,
+                &item(MenuId::CopyToken, "Copy test token")?,
+                &PredefinedMenuItem::separator(app)?,
+                &autostart_item,
+                &item(MenuId::Quit, "Quit")?,
+            ],
+        )?;
+        let icon = TrayIconBuilder::with_id("sockpit")
+            .icon(icon_for(status.state)?)
+            .tooltip(status.tooltip())
+            .menu(&menu)
+            .show_menu_on_left_click(false)
+            .on_menu_event(|app, event| {
+                if let Some(id) = MenuId::parse(event.id().as_ref()) {
+                    crate::on_menu(app, id);
+                }
+            })
+            .on_tray_icon_event(|tray, event| {
+                if let TrayIconEvent::Click {
+                    button: MouseButton::Left,
+                    button_state: MouseButtonState::Up,
+                    ..
+                } = event
+                {
+                    crate::show_window(tray.app_handle());
+                }
+            })
+            .build(app)?;
+        Ok(Self {
+            icon,
+            toggle,
+            autostart: autostart_item,
+        })
+    }
+
+    /// Mirrors `status` into the icon, tooltip and Start/Stop label.
+    pub fn update(&self, status: &Status) {
+        let _ = self.icon.set_icon(icon_for(status.state).ok());
+        let _ = self.icon.set_tooltip(Some(status.tooltip()));
+        let _ = self.toggle.set_text(toggle_label(status.state));
+    }
+
+    /// Sets the Launch-at-login check mark.
+    pub fn set_autostart(&self, on: bool) {
+        let _ = self.autostart.set_checked(on);
+    }
+}
+
+fn toggle_label(state: ServerState) -> &'static str {
+    match state {
+        ServerState::Running => "Stop",
+        ServerState::Stopped | ServerState::Error => "Start",
+    }
+}
+
+/// Whether the tray can be created here: on Linux the tray needs libayatana-appindicator
+/// (or libappindicator), and without it tray creation panics instead of failing.
+pub fn available() -> bool {
+    if !cfg!(target_os = "linux") {
+        return true;
+    }
+    let names = ["libayatana-appindicator3.so.1", "libappindicator3.so.1"];
+    let dirs = [
+        "/usr/lib/x86_64-linux-gnu",
+        "/usr/lib/aarch64-linux-gnu",
+        "/usr/lib64",
+        "/usr/lib",
+        "/usr/local/lib",
+    ];
+    dirs.iter().any(|d| {
+        names
+            .iter()
+            .any(|n| std::path::Path::new(d).join(n).exists())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn menu_ids_round_trip() {
+        for id in MenuId::ALL {
+            assert_eq!(MenuId::parse(id.as_str()), Some(id));
+        }
+        assert_eq!(MenuId::parse("nope"), None);
+    }
+}

@@ -1,0 +1,204 @@
+// End-to-end: the real `sockpit serve` binary, the real UI it embeds, Debian's Chromium
+// driven by playwright-core. Run by `make test` (npm run e2e) with SOCKPIT_BIN set.
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { createInterface } from "node:readline";
+import { chromium, type Browser, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+const BIN = process.env.SOCKPIT_BIN ?? join(ROOT, "target/debug/sockpit");
+const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const DOCS = join(ROOT, "docs");
+
+let server: ChildProcess;
+let dataDir: string;
+let base = ""; // http://127.0.0.1:PORT
+let loginUrl = "";
+let browser: Browser;
+let ui: Page; // the UI
+let clients: Page; // a same-origin page that hosts test WebSocket clients
+
+function startServer(): Promise<void> {
+  dataDir = mkdtempSync(join(tmpdir(), "sockpit-e2e-"));
+  server = spawn(BIN, ["serve", "--port", "0"], {
+    cwd: dataDir,
+    env: { ...process.env, SOCKPIT_DATA_DIR: dataDir, SOCKPIT_LOG: "warn" },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  return new Promise((ok, fail) => {
+    const timer = setTimeout(() => fail(new Error("sockpit serve printed no login URL")), 20_000);
+    server.once("exit", (code) => fail(new Error(`sockpit serve exited with ${code}`)));
+    createInterface({ input: server.stdout! }).on("line", (line) => {
+      const port = line.match(/listening on 127\.0\.0\.1:(\d+)/);
+      if (port) base = `http://127.0.0.1:${port[1]}`;
+      const login = line.match(/UI login\s+(\S+)/);
+      if (login) {
+        loginUrl = login[1];
+        clearTimeout(timer);
+        ok();
+      }
+    });
+  });
+}
+
+beforeAll(async () => {
+  await startServer();
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    ],
+  });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  ui = await context.newPage();
+  await ui.goto(loginUrl);
+  clients = await context.newPage();
+  await clients.goto(`${base}/_sockpit/healthz`);
+  await clients.evaluate(() => {
+    const w = window as any;
+    w.sockets = [];
+    w.closes = [];
+    w.open = (path: string) =>
+      new Promise<number>((ok) => {
+        const ws = new WebSocket(`ws://${location.host}${path}`);
+        const i = w.sockets.push(ws) - 1;
+        ws.onopen = () => ok(i);
+        ws.onclose = (e: CloseEvent) => {
+          w.closes.push({ i, code: e.code, reason: e.reason });
+          ok(i);
+        };
+      });
+  });
+  mkdirSync(DOCS, { recursive: true });
+}, 60_000);
+
+afterAll(async () => {
+  await browser?.close();
+  server?.kill("SIGTERM");
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+});
+
+const open = (path: string) => clients.evaluate((p) => (window as any).open(p), path);
+const closeAll = () =>
+  clients.evaluate(() => (window as any).sockets.forEach((s: WebSocket) => s.close()));
+
+describe("sockpit serve in a browser", () => {
+  test("login lands on the UI and the live count follows 3 real clients", async () => {
+    expect(ui.url()).toBe(`${base}/_sockpit/`);
+    const count = ui.getByTestId("conn-count");
+    await expect.poll(() => count.textContent()).toBe("0");
+    for (let i = 0; i < 3; i++) await open("/ws/echo/");
+    await expect.poll(() => count.textContent(), { timeout: 5000 }).toBe("3");
+    await clients.evaluate(() => (window as any).sockets[0].send('{"hello":"world"}'));
+    await ui.waitForTimeout(1500); // let the chart gather a few points
+    await ui.screenshot({ path: join(DOCS, "overview.png") });
+    await closeAll();
+    await expect.poll(() => count.textContent(), { timeout: 5000 }).toBe("0");
+  });
+
+  test("a rejected handshake shows in Logs with its code and reason", async () => {
+    await open("/ws/dashboard/"); // no token
+    const closes = await clients.evaluate(() => (window as any).closes);
+    expect(closes.at(-1)).toMatchObject({ code: 4001, reason: "no token (expected ?token=…)" });
+    await open("/ws/dashbord/");
+    await ui.getByTestId("nav-logs").click();
+    const rejected = ui.getByTestId("log-row").filter({ hasText: "no token (expected ?token=…)" });
+    await expect.poll(() => rejected.count(), { timeout: 5000 }).toBeGreaterThan(0);
+    await expect.poll(() => rejected.first().textContent()).toContain("4001");
+    await ui.screenshot({ path: join(DOCS, "logs.png") });
+  });
+
+  test("kicking a connection from the table closes that client", async () => {
+    // Two signed-in users on the dashboard (tokens from the API, with the session
+    // cookie), and one anonymous echo client that gets kicked.
+    for (const user of ["42", "7"]) {
+      await clients.evaluate(async (u) => {
+        const r = await fetch("/_sockpit/api/token", {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ user_id: u }),
+        });
+        const { token } = await r.json();
+        await (window as any).open(`/ws/dashboard/?token=${token}`);
+      }, user);
+    }
+    const before = await clients.evaluate(() => (window as any).closes.length);
+    const i = await open("/ws/echo/");
+    await clients.evaluate(() => (window as any).sockets.at(-1).send("hi from the echo client"));
+    await ui.getByTestId("nav-connections").click();
+    const rows = ui.getByTestId("conn-row");
+    await expect.poll(() => rows.count(), { timeout: 5000 }).toBe(3);
+    await ui.waitForTimeout(1200); // one poll of the table, so the counters show
+    await ui.screenshot({ path: join(DOCS, "connections.png") });
+    const echoRow = rows.filter({ hasText: "/ws/echo/" });
+    await echoRow.getByTestId("kick").click();
+    await expect
+      .poll(() => clients.evaluate(() => (window as any).closes.length), { timeout: 5000 })
+      .toBe(before + 1);
+    const closed = await clients.evaluate(() => (window as any).closes.at(-1));
+    expect(closed.i).toBe(i);
+    expect(closed.code).toBe(4000);
+    await expect.poll(() => rows.count(), { timeout: 5000 }).toBe(2);
+    await ui.getByTestId("nav-overview").click();
+    await ui.waitForTimeout(600);
+    await ui.emulateMedia({ colorScheme: "dark" });
+    await ui.waitForTimeout(300);
+    await ui.screenshot({ path: join(DOCS, "overview-dark.png") });
+    await ui.emulateMedia({ colorScheme: "light" });
+    await closeAll();
+  });
+
+  test("1,000 events/s for 10 s keeps the page responsive and the count right", async () => {
+    await ui.getByTestId("nav-logs").click();
+    const counter = ui.getByTestId("event-count");
+    const start = Number(await counter.textContent());
+    await ui.evaluate(() => {
+      const w = window as any;
+      w.longTasks = [];
+      new PerformanceObserver((list) => {
+        for (const e of list.getEntries()) w.longTasks.push(e.duration);
+      }).observe({ type: "longtask", buffered: false });
+    });
+    // One echo client sending 500 messages/s: each makes message_in + message_out.
+    const sent: number = await clients.evaluate(
+      () =>
+        new Promise<number>((ok) => {
+          const ws = new WebSocket(`ws://${location.host}/ws/echo/`);
+          let n = 0;
+          ws.onopen = () => {
+            const t0 = performance.now();
+            const timer = setInterval(() => {
+              const due = Math.min(5000, Math.floor(((performance.now() - t0) / 1000) * 500));
+              while (n < due) ws.send(`{"seq":${n++}}`);
+              if (n >= 5000) {
+                clearInterval(timer);
+                setTimeout(() => {
+                  ws.close();
+                  ok(n);
+                }, 500);
+              }
+            }, 10);
+          };
+        }),
+    );
+    expect(sent).toBe(5000);
+    // connected + 5000 × (message_in + message_out) + disconnected
+    const expected = start + 2 + 2 * sent;
+    await expect
+      .poll(async () => Number(await counter.textContent()), { timeout: 15_000 })
+      .toBe(expected);
+    const longTasks: number[] = await ui.evaluate(() => (window as any).longTasks);
+    const total = longTasks.reduce((a, b) => a + b, 0);
+    const worst = Math.max(0, ...longTasks);
+    console.log(`long tasks during 10 s at 1,000 events/s: ${longTasks.length}, total ${total.toFixed(0)} ms, worst ${worst.toFixed(0)} ms`);
+    expect(worst).toBeLessThan(500);
+    expect(total).toBeLessThan(3000);
+    // The list is virtualised: the DOM holds a screenful, not thousands of rows.
+    expect(await ui.getByTestId("log-row").count()).toBeLessThan(200);
+  }, 60_000);
+});

@@ -1,0 +1,110 @@
+// The only module that knows URLs and auth. Served by Sockpit, the UI lives at
+// /_sockpit/ and authenticates with the session cookie; inside Tauri the shell
+// injects `window.__SOCKPIT__ = { base, key }` and the key goes in a header
+// (and in `?key=` on the events WebSocket, which cannot carry headers).
+import type { ConnectionsResponse, ErrorBody, EventsFrame, StatsSnapshot } from "./wire";
+
+declare global {
+  interface Window {
+    __SOCKPIT__?: { base?: string; key?: string };
+  }
+}
+
+export interface ApiConfig {
+  /** Absolute URL of the reserved prefix, e.g. `http://127.0.0.1:8000/_sockpit` (no trailing slash). */
+  base: string;
+  key?: string;
+}
+
+export function resolveConfig(
+  loc: { pathname: string; origin: string },
+  injected?: { base?: string; key?: string },
+): ApiConfig {
+  if (loc.pathname.startsWith("/_sockpit/")) return { base: `${loc.origin}/_sockpit`, key: injected?.key };
+  const base = injected?.base ? injected.base.replace(/\/+$/, "") : `${loc.origin}/_sockpit`;
+  return { base, key: injected?.key };
+}
+
+let cached: ApiConfig | null = null;
+export function config(): ApiConfig {
+  cached ??= resolveConfig(location, window.__SOCKPIT__);
+  return cached;
+}
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+async function request<T>(method: string, path: string): Promise<T> {
+  const { base, key } = config();
+  const headers: Record<string, string> = { Accept: "application/json" };
+  if (key) headers["X-API-Key"] = key;
+  const res = await fetch(`${base}${path}`, { method, headers, credentials: "same-origin" });
+  const text = await res.text();
+  if (!res.ok) {
+    let detail = text || res.statusText;
+    try {
+      const body = JSON.parse(text) as ErrorBody;
+      detail = body.detail || body.error || detail;
+    } catch {
+      /* not JSON: keep the text */
+    }
+    throw new ApiError(res.status, `${res.status}: ${detail}`);
+  }
+  return (text ? JSON.parse(text) : undefined) as T;
+}
+
+export const fetchStats = () => request<StatsSnapshot>("GET", "/api/stats");
+
+export const fetchConnections = () => request<ConnectionsResponse>("GET", "/api/connections");
+
+export function kickConnection(id: string, code = 4000, reason = "kicked from Sockpit UI"): Promise<unknown> {
+  const q = new URLSearchParams({ code: String(code), reason });
+  return request("DELETE", `/api/connections/${encodeURIComponent(id)}?${q}`);
+}
+
+/** Host (with port) of the Sockpit server, for the WebSocket URLs shown to the user. */
+export function serverHost(): string {
+  return new URL(config().base).host;
+}
+
+/** `ws://127.0.0.1:8000/ws/echo/` for an endpoint path. */
+export function endpointUrl(path: string): string {
+  const u = new URL(config().base);
+  return `${u.protocol === "https:" ? "wss" : "ws"}://${u.host}${path}`;
+}
+
+export function eventsUrl(): string {
+  const { base, key } = config();
+  const url = new URL(`${base}/api/events`);
+  url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+  if (key) url.searchParams.set("key", key);
+  return url.toString();
+}
+
+export interface EventsHandlers {
+  onOpen(): void;
+  onFrame(frame: EventsFrame): void;
+  onClose(ev: CloseEvent): void;
+}
+
+/** Opens the events WebSocket; the caller owns reconnecting. */
+export function openEvents(h: EventsHandlers): WebSocket {
+  const ws = new WebSocket(eventsUrl());
+  ws.onopen = () => h.onOpen();
+  ws.onmessage = (m) => {
+    if (typeof m.data !== "string") return;
+    try {
+      h.onFrame(JSON.parse(m.data) as EventsFrame);
+    } catch {
+      /* a malformed frame is skipped, not fatal */
+    }
+  };
+  ws.onclose = (ev) => h.onClose(ev);
+  return ws;
+}

@@ -1,0 +1,71 @@
+import { describe, expect, it } from "vitest";
+import { formatBytes, formatClock, formatCount, formatDuration, formatRate, formatRelative, prettyJson } from "./format";
+
+describe("formatBytes", () => {
+  it("uses binary units", () => {
+    expect(formatBytes(0)).toBe("0 B");
+    expect(formatBytes(1023)).toBe("1023 B");
+    expect(formatBytes(1536)).toBe("1.5 KiB");
+    expect(formatBytes(1024 * 1024)).toBe("1.0 MiB");
+    expect(formatBytes(230 * 1024 * 1024)).toBe("230 MiB");
+    expect(formatBytes(3 * 1024 ** 3)).toBe("3.0 GiB");
+    expect(formatBytes(-1)).toBe("–");
+  });
+});
+
+describe("formatRelative", () => {
+  const now = Date.parse("2026-01-01T12:00:00.000Z");
+  it("counts seconds, minutes, hours, days", () => {
+    expect(formatRelative("2026-01-01T12:00:00.000Z", now)).toBe("just now");
+    expect(formatRelative("2026-01-01T11:59:48.000Z", now)).toBe("12s ago");
+    expect(formatRelative("2026-01-01T11:56:48.000Z", now)).toBe("3m 12s ago");
+    expect(formatRelative("2026-01-01T09:55:00.000Z", now)).toBe("2h 5m ago");
+    expect(formatRelative("2025-12-29T12:00:00.000Z", now)).toBe("3d ago");
+  });
+  it("never goes negative and tolerates garbage", () => {
+    expect(formatRelative(now + 5000, now)).toBe("just now");
+    expect(formatRelative("not a date", now)).toBe("–");
+  });
+});
+
+describe("formatClock", () => {
+  it("is local HH:MM:SS.mmm", () => {
+    expect(formatClock(new Date(2026, 0, 2, 3, 4, 5, 6).toISOString())).toBe("03:04:05.006");
+    expect(formatClock(new Date(2026, 0, 2, 23, 59, 59, 999))).toBe("23:59:59.999");
+    expect(formatClock("nope")).toBe("--:--:--.---");
+  });
+});
+
+describe("counts, rates, durations", () => {
+  it("groups thousands", () => {
+    expect(formatCount(0)).toBe("0");
+    expect(formatCount(999)).toBe("999");
+    expect(formatCount(10000)).toBe("10,000");
+    expect(formatCount(1234567)).toBe("1,234,567");
+  });
+  it("formats rates", () => {
+    expect(formatRate(0)).toBe("0/s");
+    expect(formatRate(4.54)).toBe("4.5/s");
+    expect(formatRate(3)).toBe("3/s");
+    expect(formatRate(120.4)).toBe("120/s");
+    expect(formatRate(1250)).toBe("1.3k/s");
+    expect(formatRate(2_500_000)).toBe("2.5M/s");
+  });
+  it("formats uptime", () => {
+    expect(formatDuration(42)).toBe("42s");
+    expect(formatDuration(303)).toBe("5m 03s");
+    expect(formatDuration(7500)).toBe("2h 05m");
+    expect(formatDuration(3 * 86400 + 4 * 3600)).toBe("3d 4h");
+  });
+});
+
+describe("prettyJson", () => {
+  it("pretty-prints objects and arrays only", () => {
+    expect(prettyJson('{"a":1,"b":[2]}')).toBe('{\n  "a": 1,\n  "b": [\n    2\n  ]\n}');
+    expect(prettyJson("[1]")).toBe("[\n  1\n]");
+    expect(prettyJson("hello")).toBeNull();
+    expect(prettyJson("42")).toBeNull();
+    expect(prettyJson('{"cut off')).toBeNull();
+    expect(prettyJson(undefined)).toBeNull();
+  });
+});

@@ -1,0 +1,86 @@
+// Formatters shared by every screen. Pure functions, tested in format.test.ts.
+
+const UNITS = ["KiB", "MiB", "GiB", "TiB"];
+
+/** `512 B`, `1.5 KiB`, `12.0 MiB`, `230 MiB`. */
+export function formatBytes(n: number): string {
+  if (!Number.isFinite(n) || n < 0) return "–";
+  if (n < 1024) return `${Math.round(n)} B`;
+  let v = n / 1024;
+  let i = 0;
+  while (v >= 1024 && i < UNITS.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v >= 100 ? Math.round(v) : v.toFixed(1)} ${UNITS[i]}`;
+}
+
+function toMs(t: string | number | Date): number {
+  if (typeof t === "number") return t;
+  if (t instanceof Date) return t.getTime();
+  return Date.parse(t);
+}
+
+/** `just now`, `12s ago`, `3m 12s ago`, `2h 5m ago`, `3d ago`. */
+export function formatRelative(since: string | number | Date, now: number = Date.now()): string {
+  const t = toMs(since);
+  if (Number.isNaN(t)) return "–";
+  const s = Math.max(0, Math.floor((now - t) / 1000));
+  if (s < 1) return "just now";
+  if (s < 60) return `${s}s ago`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m ${s % 60}s ago`;
+  const h = Math.floor(m / 60);
+  if (h < 24) return `${h}h ${m % 60}m ago`;
+  return `${Math.floor(h / 24)}d ago`;
+}
+
+const pad = (n: number, w = 2) => String(n).padStart(w, "0");
+
+/** Local wall-clock time `HH:MM:SS.mmm`. */
+export function formatClock(ts: string | number | Date): string {
+  const t = toMs(ts);
+  if (Number.isNaN(t)) return "--:--:--.---";
+  const d = new Date(t);
+  return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`;
+}
+
+/** `10,000` — fixed grouping, independent of the browser locale. */
+export function formatCount(n: number): string {
+  if (!Number.isFinite(n)) return "–";
+  const sign = n < 0 ? "-" : "";
+  return sign + String(Math.trunc(Math.abs(n))).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+}
+
+/** Messages per second: `0/s`, `4.5/s`, `120/s`, `1.2k/s`, `3.4M/s`. */
+export function formatRate(perS: number): string {
+  if (!Number.isFinite(perS) || perS <= 0) return "0/s";
+  if (perS < 10) return `${Number.isInteger(perS) ? perS : perS.toFixed(1)}/s`;
+  if (perS < 1000) return `${Math.round(perS)}/s`;
+  if (perS < 1_000_000) return `${(perS / 1000).toFixed(1)}k/s`;
+  return `${(perS / 1_000_000).toFixed(1)}M/s`;
+}
+
+/** Uptime: `42s`, `5m 03s`, `2h 05m`, `3d 4h`. */
+export function formatDuration(seconds: number): string {
+  if (!Number.isFinite(seconds) || seconds < 0) return "–";
+  const s = Math.floor(seconds);
+  if (s < 60) return `${s}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m ${pad(s % 60)}s`;
+  const h = Math.floor(m / 60);
+  if (h < 24) return `${h}h ${pad(m % 60)}m`;
+  return `${Math.floor(h / 24)}d ${h % 24}h`;
+}
+
+/** Pretty-print `text` if it is a JSON object/array, else null. */
+export function prettyJson(text: string | undefined): string | null {
+  if (!text) return null;
+  const t = text.trim();
+  if (!(t.startsWith("{") || t.startsWith("["))) return null;
+  try {
+    return JSON.stringify(JSON.parse(t), null, 2);
+  } catch {
+    return null;
+  }
+}

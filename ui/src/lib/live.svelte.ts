@@ -1,0 +1,111 @@
+// App-wide live state: the events socket, its reconnect loop, the event store
+// and the stats ring, exposed to components through a small $state object.
+import { fetchStats, openEvents } from "./api";
+import { EventStore, FrameBatcher, StatsRing, newerThan } from "./store";
+import type { Event, StatsSnapshot } from "./wire";
+
+export type LinkState = "connecting" | "open" | "closed";
+
+export const live = $state({
+  link: "connecting" as LinkState,
+  /** Seconds until the next reconnect attempt while closed. */
+  retryIn: 0,
+  lastClose: "",
+  stats: null as StatsSnapshot | null,
+  statsVersion: 0,
+  eventsVersion: 0,
+  /** Bumped when a batch holds connected/disconnected events. */
+  connChanges: 0,
+  total: 0,
+  missed: 0,
+  now: Date.now(),
+});
+
+export const store = new EventStore();
+export const ring = new StatsRing();
+
+let lastTs: string | null = null;
+
+const batcher = new FrameBatcher<Event>((batch) => {
+  store.push(batch);
+  live.total = store.total;
+  live.eventsVersion = store.version;
+  if (batch.some((e) => e.kind === "connected" || e.kind === "disconnected")) live.connChanges++;
+});
+
+function ingest(events: Event[], dedupe: boolean): void {
+  const fresh = dedupe ? newerThan(events, lastTs) : events;
+  if (fresh.length === 0) return;
+  lastTs = fresh[fresh.length - 1].ts;
+  batcher.add(fresh);
+}
+
+function setStats(s: StatsSnapshot): void {
+  live.stats = s;
+  ring.push(s);
+  live.statsVersion++;
+}
+
+/** Re-reads the store's version after a local change (pause, clear). */
+export function touchEvents(): void {
+  live.eventsVersion = store.version;
+  live.total = store.total;
+}
+
+let started = false;
+let delay = 500;
+
+function connect(): void {
+  live.link = "connecting";
+  openEvents({
+    onOpen() {
+      live.link = "open";
+      live.lastClose = "";
+      delay = 500;
+    },
+    onFrame(f) {
+      switch (f.type) {
+        case "hello":
+          ingest(f.events, true); // after a reconnect the ring is sent again
+          setStats(f.stats);
+          break;
+        case "events":
+          ingest(f.events, false);
+          break;
+        case "stats":
+          setStats(f.stats);
+          break;
+        case "lagged":
+          live.missed += f.missed;
+          break;
+      }
+    },
+    onClose(ev) {
+      live.link = "closed";
+      live.lastClose = ev.code === 1006 ? "connection lost" : `${ev.code}${ev.reason ? ` ${ev.reason}` : ""}`;
+      const wait = delay;
+      delay = Math.min(delay * 2, 10_000);
+      live.retryIn = Math.ceil(wait / 1000);
+      const tick = setInterval(() => (live.retryIn = Math.max(0, live.retryIn - 1)), 1000);
+      setTimeout(() => {
+        clearInterval(tick);
+        connect();
+      }, wait);
+    },
+  });
+}
+
+/** Starts the socket and the 1 s clock once. */
+export function startLive(): void {
+  if (started) return;
+  started = true;
+  fetchStats()
+    .then((s) => {
+      if (!live.stats) setStats(s);
+    })
+    .catch(() => {
+      /* the socket's hello carries stats too */
+    });
+  connect();
+  setInterval(() => (live.now = Date.now()), 1000);
+}

@@ -1,0 +1,259 @@
+// Event store, frame batching and the stats history ring.
+// Plain TypeScript (no Svelte) so Vitest can exercise it directly.
+import type { Event, EventKind, StatsSnapshot } from "./wire";
+
+export const EVENT_CAP = 20_000;
+
+/** Every kind, for the Logs filter. The check below fails to compile if wire.ts grows a kind. */
+export const EVENT_KINDS = [
+  "server_started",
+  "server_stopped",
+  "server_error",
+  "handshake_rejected",
+  "connected",
+  "disconnected",
+  "message_in",
+  "message_out",
+  "published",
+  "webhook_failed",
+] as const satisfies readonly EventKind[];
+type MissingKind = Exclude<EventKind, (typeof EVENT_KINDS)[number]>;
+const allKindsListed: [MissingKind] extends [never] ? true : MissingKind = true;
+void allKindsListed;
+
+/**
+ * The events the UI holds: capped (oldest dropped), with a running counter of
+ * everything received and a pause that freezes the view while buffering goes on.
+ */
+export class EventStore {
+  /** Live buffer, oldest first, at most `cap` long. */
+  events: Event[] = [];
+  /** Events received since the page loaded (not capped, not reset by clear). */
+  total = 0;
+  /** Bumped on every change; cheap change detection for the UI. */
+  version = 0;
+  private frozen: Event[] | null = null;
+  private totalAtPause = 0;
+
+  constructor(readonly cap: number = EVENT_CAP) {}
+
+  push(batch: readonly Event[]): void {
+    if (batch.length === 0) return;
+    this.total += batch.length;
+    if (batch.length >= this.cap) {
+      this.events = batch.slice(batch.length - this.cap);
+    } else {
+      for (const e of batch) this.events.push(e);
+      const over = this.events.length - this.cap;
+      if (over > 0) this.events.splice(0, over);
+    }
+    this.version++;
+  }
+
+  get paused(): boolean {
+    return this.frozen !== null;
+  }
+
+  /** Events received while paused (shown as "N new"). */
+  get pendingWhilePaused(): number {
+    return this.frozen ? this.total - this.totalAtPause : 0;
+  }
+
+  /** What the Logs view shows: the live buffer, or the snapshot taken at pause. */
+  view(): readonly Event[] {
+    return this.frozen ?? this.events;
+  }
+
+  pause(): void {
+    if (this.frozen) return;
+    this.frozen = this.events.slice();
+    this.totalAtPause = this.total;
+    this.version++;
+  }
+
+  resume(): void {
+    if (!this.frozen) return;
+    this.frozen = null;
+    this.version++;
+  }
+
+  /** Empties the buffer (and the paused snapshot); the received counter stays. */
+  clear(): void {
+    this.events = [];
+    if (this.frozen) {
+      this.frozen = [];
+      this.totalAtPause = this.total;
+    }
+    this.version++;
+  }
+}
+
+export interface EventFilter {
+  kind?: EventKind | "";
+  endpoint?: string;
+  conn?: string;
+  text?: string;
+}
+
+function haystack(e: Event): string {
+  return [e.kind, e.conn, e.endpoint, e.path, e.channel, e.user, e.remote, e.origin, e.code, e.reason, e.preview]
+    .filter((v) => v !== undefined && v !== null)
+    .join("\u0000")
+    .toLowerCase();
+}
+
+/** A predicate for `filter`; null when the filter lets everything through. */
+export function eventMatcher(f: EventFilter): ((e: Event) => boolean) | null {
+  const kind = f.kind || "";
+  const endpoint = f.endpoint || "";
+  const conn = (f.conn ?? "").trim().toLowerCase();
+  const text = (f.text ?? "").trim().toLowerCase();
+  if (!kind && !endpoint && !conn && !text) return null;
+  return (e) =>
+    (!kind || e.kind === kind) &&
+    (!endpoint || e.endpoint === endpoint) &&
+    (!conn || (e.conn ?? "").toLowerCase() === conn) &&
+    (!text || haystack(e).includes(text));
+}
+
+/** Always a new array (so reactive consumers see a change). */
+export function filterEvents(events: readonly Event[], f: EventFilter): Event[] {
+  const m = eventMatcher(f);
+  return m ? events.filter(m) : events.slice();
+}
+
+const CONN_KINDS: ReadonlySet<EventKind> = new Set(["message_in", "message_out", "connected", "disconnected"]);
+
+/** The last `limit` connect/message/disconnect events of one connection, oldest first. */
+export function connectionEvents(events: readonly Event[], conn: string, limit = 200): Event[] {
+  const out: Event[] = [];
+  for (let i = events.length - 1; i >= 0 && out.length < limit; i--) {
+    const e = events[i];
+    if (e.conn === conn && CONN_KINDS.has(e.kind)) out.push(e);
+  }
+  return out.reverse();
+}
+
+export type Severity = "error" | "warn" | null;
+
+/** Rows that must stand out: refused handshakes, server errors, policy closes. */
+export function severity(e: Event): Severity {
+  switch (e.kind) {
+    case "handshake_rejected":
+    case "server_error":
+    case "webhook_failed":
+      return "error";
+    case "disconnected":
+      if (e.code === undefined) return null;
+      if (e.code >= 4000) return "error";
+      if (e.code === 1008 || e.code === 1009) return "warn";
+      return null;
+    default:
+      return null;
+  }
+}
+
+/** JSON Lines: one event per line, newline-terminated (empty string for no events). */
+export function toJsonLines(events: readonly Event[]): string {
+  if (events.length === 0) return "";
+  return events.map((e) => JSON.stringify(e)).join("\n") + "\n";
+}
+
+/** Events strictly newer than `ts` (RFC 3339 UTC strings compare lexically). */
+export function newerThan(events: readonly Event[], ts: string | null): Event[] {
+  if (!ts) return events.slice();
+  return events.filter((e) => e.ts > ts);
+}
+
+export type Scheduler = (cb: () => void) => void;
+
+/** requestAnimationFrame, with a timer fallback so a hidden tab still drains. */
+export const frameScheduler: Scheduler = (cb) => {
+  let done = false;
+  const run = () => {
+    if (done) return;
+    done = true;
+    cb();
+  };
+  if (typeof requestAnimationFrame === "function") requestAnimationFrame(run);
+  setTimeout(run, 250);
+};
+
+/** Collects items and hands them over once per scheduled tick (per animation frame). */
+export class FrameBatcher<T> {
+  private queue: T[] = [];
+  private scheduled = false;
+
+  constructor(
+    private readonly flush: (items: T[]) => void,
+    private readonly schedule: Scheduler = frameScheduler,
+  ) {}
+
+  add(items: readonly T[]): void {
+    if (items.length === 0) return;
+    for (const it of items) this.queue.push(it);
+    if (this.scheduled) return;
+    this.scheduled = true;
+    this.schedule(() => {
+      this.scheduled = false;
+      const q = this.queue;
+      this.queue = [];
+      if (q.length) this.flush(q);
+    });
+  }
+
+  get pending(): number {
+    return this.queue.length;
+  }
+}
+
+export interface StatsPoint {
+  /** Unix seconds. */
+  t: number;
+  connections: number;
+  inPerS: number;
+  outPerS: number;
+}
+
+/** Bounded history of stats samples for the Overview chart (5 minutes by default). */
+export class StatsRing {
+  private pts: StatsPoint[] = [];
+
+  constructor(
+    readonly windowS = 300,
+    readonly capacity = 1500,
+  ) {}
+
+  push(s: StatsSnapshot): void {
+    const parsed = Date.parse(s.ts);
+    const t = (Number.isNaN(parsed) ? Date.now() : parsed) / 1000;
+    const last = this.pts[this.pts.length - 1];
+    if (last && t < last.t) this.pts = []; // server restarted with a clock jump: start over
+    this.pts.push({ t, connections: s.connections, inPerS: s.messages_in_per_s, outPerS: s.messages_out_per_s });
+    let drop = Math.max(0, this.pts.length - this.capacity);
+    while (drop < this.pts.length && this.pts[drop].t < t - this.windowS) drop++;
+    if (drop > 0) this.pts.splice(0, drop);
+  }
+
+  get length(): number {
+    return this.pts.length;
+  }
+
+  points(): readonly StatsPoint[] {
+    return this.pts;
+  }
+
+  /** uPlot's column layout: [x, connections, in/s, out/s]. */
+  columns(): [number[], number[], number[], number[]] {
+    const n = this.pts.length;
+    const x = new Array<number>(n), c = new Array<number>(n), i = new Array<number>(n), o = new Array<number>(n);
+    for (let k = 0; k < n; k++) {
+      const p = this.pts[k];
+      x[k] = p.t;
+      c[k] = p.connections;
+      i[k] = p.inPerS;
+      o[k] = p.outPerS;
+    }
+    return [x, c, i, o];
+  }
+}
