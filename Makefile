@@ -5,29 +5,38 @@ export NO_COLOR := 1
 
 .PHONY: run test ui bench
 
-# Runs Sockpit. For now the headless server (the tray app comes with issue #3);
-# it prints the WebSocket URLs and the browser UI's login URL.
+# Runs Sockpit: the tray app when there is a display; without one, the headless server,
+# which prints the browser UI's login URL.
 run:
 	@scripts/deps.sh run
 	npm --prefix ui run build
-	$(CARGO) build --release --bin sockpit
-	./target/release/sockpit serve
+	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ]; then \
+	  $(CARGO) build --release -p sockpit-desktop && ./target/release/sockpit-desktop; \
+	else \
+	  echo "No display: running the headless server (sockpit serve)."; \
+	  $(CARGO) build --release --bin sockpit && ./target/release/sockpit serve; \
+	fi
 
-# Every suite, the way CI runs it: lint, Rust unit + integration tests, UI type check
-# and unit tests, then the browser end-to-end tests against the real server.
+# Every suite, the way CI runs it: lint, Rust unit + integration tests (server and
+# desktop shell on Tauri's mock runtime), UI type check and unit tests, the browser
+# end-to-end suite against `sockpit serve`, and the desktop app in a real window
+# under Xvfb driven by WebDriver.
 test:
 	@scripts/deps.sh test
 	@mkdir -p target
 	npm --prefix ui run build
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --all-targets --locked -- -D warnings
-	set -o pipefail; $(CARGO) test --locked --lib --bins --tests 2>&1 | tee target/cargo-test.log
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	set -o pipefail; $(CARGO) test --workspace --locked --lib --bins --tests 2>&1 | tee target/cargo-test.log
 	npm --prefix ui run check
 	set -o pipefail; npm --prefix ui test 2>&1 | tee target/ui-test.log
 	set -o pipefail; SOCKPIT_BIN=$(CURDIR)/target/debug/sockpit npm --prefix ui run e2e 2>&1 | tee target/e2e.log
-	@scripts/summary.sh target/cargo-test.log target/ui-test.log target/e2e.log
+	set -o pipefail; SOCKPIT_DESKTOP_BIN=$(CURDIR)/target/debug/sockpit-desktop \
+	  xvfb-run -a -s "-screen 0 1280x800x24" dbus-run-session -- npm --prefix ui run e2e:desktop 2>&1 \
+	  | grep -vE '^dbus-daemon|SpiRegistry' | tee target/e2e-desktop.log
+	@scripts/summary.sh target/cargo-test.log target/ui-test.log target/e2e.log target/e2e-desktop.log
 
-# The UI bundle alone (it is embedded into the Rust binaries at compile time).
+# The UI bundle alone (it is embedded into both binaries at compile time).
 ui:
 	@scripts/deps.sh run
 	npm --prefix ui run build

@@ -1,25 +1,31 @@
 #!/usr/bin/env bash
-# Installs what the build (and, with `test`, the browser tests) need on Debian/Ubuntu,
-# skipping whatever is already there. Usage: scripts/deps.sh [run|test]
+# Installs what Sockpit needs on Debian/Ubuntu, skipping whatever is already there.
+#   scripts/deps.sh run   — the server build; with a display, the desktop app's too
+#   scripts/deps.sh test  — everything: desktop build, Xvfb, WebKitWebDriver, Chromium
 set -euo pipefail
 mode=${1:-run}
 
-need_apt=()
-command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
-command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
-command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
-command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+has_display() { [ -n "${DISPLAY:-}" ] || [ -n "${WAYLAND_DISPLAY:-}" ]; }
+
+want=(build-essential pkg-config)
+command -v node >/dev/null 2>&1 || want+=(nodejs)
+command -v npm >/dev/null 2>&1 || want+=(npm)
+desktop=(libwebkit2gtk-4.1-dev libayatana-appindicator3-1)
 if [ "$mode" = test ]; then
-  [ -x /usr/bin/chromium ] || need_apt+=(chromium)
-  # Fonts so screenshots show text, not boxes.
-  dpkg -s fonts-dejavu-core >/dev/null 2>&1 || need_apt+=(fonts-dejavu-core)
+  want+=("${desktop[@]}" xvfb xauth webkit2gtk-driver dbus-daemon chromium fonts-dejavu-core)
+elif has_display; then
+  want+=("${desktop[@]}")
 fi
 
-if ((${#need_apt[@]})); then
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
   if [ "$(id -u)" -eq 0 ]; then SUDO=(); else SUDO=(sudo); fi
-  echo "deps: installing ${need_apt[*]}"
+  echo "deps: installing ${missing[*]}"
   "${SUDO[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

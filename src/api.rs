@@ -25,7 +25,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::events::{Event, EventKind, preview};
 use crate::hub::Target;
-use crate::origin::{HostError, check_host, check_origin};
+use crate::origin::{DESKTOP_ORIGINS, HostError, check_host, check_origin};
 use crate::server::Shared;
 use crate::stats::{self, ConnectionInfo};
 
@@ -131,12 +131,8 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router<Arc<Shared>> {
         .layer(middleware::from_fn_with_state(shared, require_host))
 }
 
-/// Origins of the desktop app's webview (Linux/macOS, Windows). No web page can have
-/// them, so letting them read the API cross-origin opens nothing to the web; the API
-/// key is still required.
-pub const DESKTOP_ORIGINS: &[&str] = &["tauri://localhost", "http://tauri.localhost"];
-
-/// CORS for the desktop webview only: it loads the embedded UI from its own origin and
+/// CORS for the desktop webview only ([`DESKTOP_ORIGINS`]; letting it read the API
+/// cross-origin opens nothing to the web, and the API key is still required): it loads the embedded UI from its own origin and
 /// talks to the server over HTTP. Preflights are answered here, before the key check
 /// (a preflight never carries credentials).
 async fn desktop_cors(req: Request, next: Next) -> Response {
@@ -487,10 +483,7 @@ async fn events_handler(
         (Some(o), Some(h)) => o.split_once("://").is_some_and(|(_, rest)| rest == h),
         _ => false,
     };
-    let desktop = origin.is_some_and(|o| DESKTOP_ORIGINS.contains(&o));
-    if !same_origin
-        && !desktop
-        && let Err(reason) = check_origin(&shared.config.server.allowed_origins, origin)
+    if !same_origin && let Err(reason) = check_origin(&shared.config.server.allowed_origins, origin)
     {
         return Err(ApiError::Forbidden(reason));
     }

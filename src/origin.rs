@@ -120,10 +120,15 @@ impl fmt::Display for OriginPattern {
     }
 }
 
+/// Origins of Sockpit's own desktop window (Linux/macOS, Windows). No web page can have
+/// them, so they are always allowed: the window's test client connects from there.
+pub const DESKTOP_ORIGINS: &[&str] = &["tauri://localhost", "http://tauri.localhost"];
+
 /// The handshake's Origin verdict: `Err` carries the close reason.
 pub fn check_origin(allowed: &[OriginPattern], origin: Option<&str>) -> Result<(), String> {
     match origin {
         None => Ok(()),
+        Some(o) if DESKTOP_ORIGINS.contains(&o) => Ok(()),
         Some(o) if allowed.iter().any(|p| p.allows(o)) => Ok(()),
         Some(o) => Err(format!("origin {o} not in allowed_origins")),
     }
@@ -174,6 +179,7 @@ mod tests {
         assert!(check_origin(&a, Some("https://localhost:5173")).is_err());
         assert!(check_origin(&a, Some("http://localhost.evil.test:80")).is_err());
         assert!(check_origin(&a, Some("null")).is_err());
+        assert!(check_origin(&[], Some("tauri://localhost")).is_ok());
     }
 
     #[test]

@@ -282,3 +282,48 @@ fn free_port(bind: std::net::IpAddr) -> Option<u16> {
         .map(|a| a.port())
         .ok()
 }
+
+/// The TypeScript the window imports for [`Status`] (`ui/src/lib/desktop-wire.ts`).
+pub fn typescript() -> String {
+    use ts_rs::TS as _;
+    let mut out = String::from(
+        "// Generated from src-tauri/src/controller.rs by `SOCKPIT_UPDATE_WIRE=1 cargo test -p sockpit-desktop wire`.\n// Do not edit by hand.\n",
+    );
+    for d in [ServerState::decl(), PortHolder::decl(), Status::decl()] {
+        out.push_str("\nexport ");
+        out.push_str(&d.replace("bigint", "number"));
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn desktop_wire_ts_is_fresh() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../ui/src/lib/desktop-wire.ts");
+        let want = typescript();
+        if std::env::var_os("SOCKPIT_UPDATE_WIRE").is_some() {
+            std::fs::write(&path, &want).unwrap();
+        }
+        let have = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            have == want,
+            "{} is stale: run `SOCKPIT_UPDATE_WIRE=1 cargo test -p sockpit-desktop wire`",
+            path.display()
+        );
+    }
+
+    #[test]
+    fn tooltip_reads_like_the_design() {
+        let mut s = Status::stopped(8000, true);
+        s.state = ServerState::Running;
+        s.connections = 3;
+        assert_eq!(s.tooltip(), "Sockpit · :8000 · 3 connections");
+        s.connections = 1;
+        assert_eq!(s.tooltip(), "Sockpit · :8000 · 1 connection");
+    }
+}

@@ -31,6 +31,11 @@ export function config(): ApiConfig {
   return cached;
 }
 
+/** Points the UI at a server (the desktop app does, from the shell's status). */
+export function setConfig(c: ApiConfig): void {
+  cached = { base: c.base.replace(/\/+$/, ""), key: c.key };
+}
+
 export class ApiError extends Error {
   constructor(
     readonly status: number,

@@ -1,0 +1,151 @@
+// End-to-end on the real desktop app: the sockpit-desktop binary in a real window
+// (under Xvfb in CI), driven over the W3C WebDriver protocol by WebKitWebDriver.
+// Run by `make test` as: xvfb-run -a dbus-run-session -- npm run e2e:desktop
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+const APP = process.env.SOCKPIT_DESKTOP_BIN ?? join(ROOT, "target/debug/sockpit-desktop");
+const DOCS = join(ROOT, "docs");
+
+let driver: ChildProcess;
+let dataDir: string;
+let wd = ""; // http://127.0.0.1:PORT/session/ID
+let port = 0; // the app's server port
+
+function freePort(): Promise<number> {
+  return new Promise((ok, fail) => {
+    const s = createServer();
+    s.listen(0, "127.0.0.1", () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => ok(p));
+    });
+    s.on("error", fail);
+  });
+}
+
+async function call(method: string, path: string, body?: unknown): Promise<any> {
+  const r = await fetch(`${wd}${path}`, {
+    method,
+    headers: { "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const json = (await r.json()) as { value: any };
+  if (!r.ok) throw new Error(`${method} ${path}: ${JSON.stringify(json.value)}`);
+  return json.value;
+}
+
+async function find(css: string): Promise<string | null> {
+  const r = await fetch(`${wd}/element`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ using: "css selector", value: css }),
+  });
+  if (!r.ok) return null;
+  // The reference's key differs between drivers (WebKitWebDriver uses an older one).
+  return Object.values(((await r.json()) as { value: Record<string, string> }).value)[0] ?? null;
+}
+
+async function text(css: string): Promise<string | null> {
+  const id = await find(css);
+  return id ? call("GET", `/element/${id}/text`) : null;
+}
+
+async function click(css: string): Promise<void> {
+  const id = await find(css);
+  if (!id) throw new Error(`no element ${css}`);
+  await call("POST", `/element/${id}/click`, {});
+}
+
+const run = (script: string, args: unknown[] = []) => call("POST", "/execute/sync", { script, args });
+
+async function healthy(): Promise<boolean> {
+  try {
+    return (await (await fetch(`http://127.0.0.1:${port}/_sockpit/healthz`)).text()) === "ok";
+  } catch {
+    return false;
+  }
+}
+
+async function screenshot(name: string): Promise<void> {
+  const png = await call("GET", "/screenshot");
+  writeFileSync(join(DOCS, name), Buffer.from(png, "base64"));
+}
+
+beforeAll(async () => {
+  dataDir = mkdtempSync(join(tmpdir(), "sockpit-desktop-e2e-"));
+  port = await freePort();
+  const wdPort = await freePort();
+  driver = spawn("WebKitWebDriver", [`--port=${wdPort}`], {
+    env: {
+      ...process.env,
+      TAURI_WEBVIEW_AUTOMATION: "true",
+      SOCKPIT_DATA_DIR: dataDir,
+      SOCKPIT_CONFIG: join(dataDir, "sockpit.toml"),
+      SOCKPIT_PORT: String(port),
+      SOCKPIT_LOG: "warn",
+    },
+    stdio: ["ignore", "inherit", "inherit"],
+  });
+  const base = `http://127.0.0.1:${wdPort}`;
+  for (let i = 0; i < 100; i++) {
+    try {
+      if ((await fetch(`${base}/status`)).ok) break;
+    } catch {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  const r = await fetch(`${base}/session`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({
+      capabilities: { alwaysMatch: { "webkitgtk:browserOptions": { binary: APP, args: [] } } },
+    }),
+  });
+  const session = (await r.json()) as { value: { sessionId: string } };
+  if (!r.ok) throw new Error(`no WebDriver session: ${JSON.stringify(session)}`);
+  wd = `${base}/session/${session.value.sessionId}`;
+  mkdirSync(DOCS, { recursive: true });
+}, 60_000);
+
+afterAll(async () => {
+  if (wd) await fetch(wd, { method: "DELETE" }).catch(() => {});
+  driver?.kill();
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+});
+
+describe("the desktop app", () => {
+  test("opens its window with the server answering on its port", async () => {
+    await expect.poll(() => text('[data-testid="conn-count"]'), { timeout: 20_000 }).toBe("0");
+    expect(await healthy()).toBe(true);
+    expect(await call("GET", "/title")).toBe("Sockpit");
+  });
+
+  test("counts update live as clients connect and leave", async () => {
+    await run(
+      `window.__e2e = [0, 1].map(() => new WebSocket("ws://127.0.0.1:" + arguments[0] + "/ws/echo/"));`,
+      [port],
+    );
+    await expect.poll(() => text('[data-testid="conn-count"]'), { timeout: 10_000 }).toBe("2");
+    await run(`window.__e2e[0].send('{"from":"the desktop window"}');`);
+    await new Promise((r) => setTimeout(r, 1500));
+    await screenshot("desktop.png");
+    await run(`window.__e2e.forEach((s) => s.close());`);
+    await expect.poll(() => text('[data-testid="conn-count"]'), { timeout: 10_000 }).toBe("0");
+  });
+
+  test("stop and start through the controller the tray menu uses", async () => {
+    await click('[data-testid="server-stop"]');
+    await expect.poll(() => find('[data-testid="server-panel"]'), { timeout: 10_000 }).not.toBeNull();
+    expect(await healthy()).toBe(false);
+    await screenshot("desktop-stopped.png");
+    await click('[data-testid="server-start"]');
+    await expect.poll(() => text('[data-testid="conn-count"]'), { timeout: 10_000 }).toBe("0");
+    expect(await healthy()).toBe(true);
+  });
+});
