@@ -1,7 +1,7 @@
 // End-to-end on the real desktop app: the sockpit-desktop binary in a real window
 // (under Xvfb in CI), driven over the W3C WebDriver protocol by WebKitWebDriver.
 // Run by `make test` as: xvfb-run -a dbus-run-session -- npm run e2e:desktop
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -77,9 +77,9 @@ async function screenshot(name: string): Promise<void> {
   writeFileSync(join(DOCS, name), Buffer.from(png, "base64"));
 }
 
-beforeAll(async () => {
+/** Starts WebKitWebDriver and a session that launches the app with `port` configured. */
+async function launch(appPort: number): Promise<void> {
   dataDir = mkdtempSync(join(tmpdir(), "sockpit-desktop-e2e-"));
-  port = await freePort();
   const wdPort = await freePort();
   driver = spawn("WebKitWebDriver", [`--port=${wdPort}`], {
     env: {
@@ -87,7 +87,7 @@ beforeAll(async () => {
       TAURI_WEBVIEW_AUTOMATION: "true",
       SOCKPIT_DATA_DIR: dataDir,
       SOCKPIT_CONFIG: join(dataDir, "sockpit.toml"),
-      SOCKPIT_PORT: String(port),
+      SOCKPIT_PORT: String(appPort),
       SOCKPIT_LOG: "warn",
     },
     stdio: ["ignore", "inherit", "inherit"],
@@ -111,15 +111,28 @@ beforeAll(async () => {
   if (!r.ok) throw new Error(`no WebDriver session: ${JSON.stringify(session)}`);
   wd = `${base}/session/${session.value.sessionId}`;
   mkdirSync(DOCS, { recursive: true });
-}, 60_000);
+}
 
-afterAll(async () => {
+async function quit(): Promise<void> {
   if (wd) await fetch(wd, { method: "DELETE" }).catch(() => {});
+  wd = "";
   driver?.kill();
+  // Closing the window only hides it to the tray (as it should), so end the app itself:
+  // a second launch would otherwise just focus this one (single instance).
+  spawnSync("pkill", ["-TERM", "-f", APP]);
+  for (let i = 0; i < 50 && spawnSync("pgrep", ["-f", APP]).status === 0; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
   if (dataDir) rmSync(dataDir, { recursive: true, force: true });
-});
+}
 
 describe("the desktop app", () => {
+  beforeAll(async () => {
+    port = await freePort();
+    await launch(port);
+  }, 60_000);
+  afterAll(quit);
+
   test("opens its window with the server answering on its port", async () => {
     await expect.poll(() => text('[data-testid="conn-count"]'), { timeout: 20_000 }).toBe("0");
     expect(await healthy()).toBe(true);
@@ -147,5 +160,33 @@ describe("the desktop app", () => {
     await click('[data-testid="server-start"]');
     await expect.poll(() => text('[data-testid="conn-count"]'), { timeout: 10_000 }).toBe("0");
     expect(await healthy()).toBe(true);
+  });
+});
+
+describe("the desktop app on a taken port", () => {
+  let holder: ReturnType<typeof createServer>;
+  beforeAll(async () => {
+    port = await freePort();
+    holder = createServer();
+    await new Promise<void>((ok) => holder.listen(port, "127.0.0.1", ok));
+    await launch(port);
+  }, 60_000);
+  afterAll(async () => {
+    await quit();
+    holder?.close();
+  });
+
+  test("names the process holding the port and moves to a free one in one click", async () => {
+    const error = () => text('[data-testid="server-error"]');
+    await expect.poll(error, { timeout: 20_000 }).toContain(`port ${port} is in use (held by `);
+    expect(await error()).toContain(`pid ${process.pid})`);
+    await screenshot("desktop-port-in-use.png");
+    await click('[data-testid="server-free-port"]');
+    await expect.poll(() => text('[data-testid="conn-count"]'), { timeout: 10_000 }).toBe("0");
+    // textContent: the cell is clipped with an ellipsis, which WebDriver's text hides.
+    const url = () =>
+      run(`return document.querySelector('[data-testid="endpoint-url"]')?.textContent ?? ""`);
+    await expect.poll(url, { timeout: 10_000 }).toMatch(/^ws:\/\/127\.0\.0\.1:\d+\//);
+    expect(await url()).not.toContain(`:${port}/`);
   });
 });
