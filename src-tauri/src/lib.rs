@@ -64,7 +64,11 @@ pub fn run_app<R: Runtime>(
             .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
                 show_window(app)
             }))
-            .plugin(tauri_plugin_autostart::Builder::new().build())
+            .plugin(
+                tauri_plugin_autostart::Builder::new()
+                    .app_name("Sockpit")
+                    .build(),
+            )
             .plugin(tauri_plugin_notification::init())
             .plugin(tauri_plugin_clipboard_manager::init());
     }
@@ -138,15 +142,23 @@ pub fn show_window<R: Runtime>(app: &AppHandle<R>) {
 pub fn set_autostart<R: Runtime>(app: &AppHandle<R>, on: bool) -> Result<bool, String> {
     let launcher = app.autolaunch();
     let r = if on {
+        // auto-launch writes ~/.config/autostart/Sockpit.desktop but does not create a
+        // missing ~/.config/autostart.
+        if cfg!(target_os = "linux")
+            && let Some(home) = std::env::var_os("HOME")
+        {
+            let _ = std::fs::create_dir_all(PathBuf::from(home).join(".config/autostart"));
+        }
         launcher.enable()
     } else {
         launcher.disable()
     };
-    r.map_err(|e| e.to_string())?;
-    let now = launcher.is_enabled().map_err(|e| e.to_string())?;
+    // The check mark toggles itself on click; make it show what is true either way.
+    let now = launcher.is_enabled().unwrap_or(false);
     if let Some(tray) = app.try_state::<Tray<R>>() {
         tray.set_autostart(now);
     }
+    r.map_err(|e| e.to_string())?;
     Ok(now)
 }
 

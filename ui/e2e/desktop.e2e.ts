@@ -2,7 +2,7 @@
 // (under Xvfb in CI), driven over the W3C WebDriver protocol by WebKitWebDriver.
 // Run by `make test` as: xvfb-run -a dbus-run-session -- npm run e2e:desktop
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -72,6 +72,59 @@ async function healthy(): Promise<boolean> {
   }
 }
 
+// The tray menu, over D-Bus: libayatana-appindicator exports it as com.canonical.dbusmenu,
+// the same object a desktop panel calls when the user clicks an item.
+const MENU_PATH = "/org/ayatana/NotificationItem/tray_icon_tray_app_sockpit/Menu";
+
+function gdbus(args: string[]): string {
+  const r = spawnSync("gdbus", ["call", "--session", "--timeout", "3", ...args], { encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`gdbus ${args.join(" ")}: ${r.stderr}`);
+  return r.stdout;
+}
+
+function trayBus(): string | null {
+  const names = gdbus([
+    "--dest", "org.freedesktop.DBus", "--object-path", "/org/freedesktop/DBus",
+    "--method", "org.freedesktop.DBus.ListNames",
+  ]).match(/':[0-9.]+'/g) ?? [];
+  for (const quoted of names) {
+    const name = quoted.slice(1, -1);
+    try {
+      layout(name);
+      return name;
+    } catch {
+      /* not the tray's connection */
+    }
+  }
+  return null;
+}
+
+function layout(bus: string): string {
+  return gdbus([
+    "--dest", bus, "--object-path", MENU_PATH,
+    "--method", "com.canonical.dbusmenu.GetLayout", "--", "0", "-1", "[]",
+  ]);
+}
+
+/** The menu's items: label → { id, checked }. */
+function menu(bus: string): Map<string, { id: number; checked: boolean }> {
+  const items = new Map<string, { id: number; checked: boolean }>();
+  for (const m of layout(bus).matchAll(/<\((\d+), \{([^}]*)\}/g)) {
+    const label = m[2].match(/'label': <'([^']*)'>/)?.[1];
+    if (label) items.set(label, { id: Number(m[1]), checked: /'toggle-state': <1>/.test(m[2]) });
+  }
+  return items;
+}
+
+function clickTray(bus: string, label: string): void {
+  const item = menu(bus).get(label);
+  if (!item) throw new Error(`no tray item ${label}: ${[...menu(bus).keys()].join(", ")}`);
+  gdbus([
+    "--dest", bus, "--object-path", MENU_PATH,
+    "--method", "com.canonical.dbusmenu.Event", "--", String(item.id), "clicked", "<int32 0>", "0",
+  ]);
+}
+
 async function screenshot(name: string): Promise<void> {
   const png = await call("GET", "/screenshot");
   writeFileSync(join(DOCS, name), Buffer.from(png, "base64"));
@@ -89,6 +142,9 @@ async function launch(appPort: number): Promise<void> {
       SOCKPIT_CONFIG: join(dataDir, "sockpit.toml"),
       SOCKPIT_PORT: String(appPort),
       SOCKPIT_LOG: "warn",
+      // Launch-at-login writes ~/.config/autostart; keep it inside the test's dir.
+      HOME: dataDir,
+      XDG_CONFIG_HOME: join(dataDir, ".config"),
     },
     stdio: ["ignore", "inherit", "inherit"],
   });
@@ -119,11 +175,11 @@ async function quit(): Promise<void> {
   driver?.kill();
   // Closing the window only hides it to the tray (as it should), so end the app itself:
   // a second launch would otherwise just focus this one (single instance).
-  spawnSync("pkill", ["-TERM", "-f", APP]);
+  spawnSync("pkill", ["-KILL", "-f", APP]);
   for (let i = 0; i < 50 && spawnSync("pgrep", ["-f", APP]).status === 0; i++) {
     await new Promise((r) => setTimeout(r, 100));
   }
-  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true, maxRetries: 5 });
 }
 
 describe("the desktop app", () => {
@@ -160,6 +216,58 @@ describe("the desktop app", () => {
     await click('[data-testid="server-start"]');
     await expect.poll(() => text('[data-testid="conn-count"]'), { timeout: 10_000 }).toBe("0");
     expect(await healthy()).toBe(true);
+  });
+});
+
+describe("the tray menu", () => {
+  let bus = "";
+  beforeAll(async () => {
+    port = await freePort();
+    await launch(port);
+    // The tray is exported once the app has set up.
+    for (let i = 0; i < 100 && !bus; i++) {
+      bus = trayBus() ?? "";
+      if (!bus) await new Promise((r) => setTimeout(r, 200));
+    }
+    if (!bus) throw new Error("the tray menu never appeared on the session bus");
+  }, 60_000);
+  afterAll(quit);
+
+  test("lists the design's items", () => {
+    expect([...menu(bus).keys()]).toEqual([
+      "Stop", "Restart", "Open Sockpit", "Copy WebSocket URL", "Copy test token",
+      "Launch at login", "Quit",
+    ]);
+  });
+
+  test("Stop and Start follow the state, in the tray and the window", async () => {
+    clickTray(bus, "Stop");
+    await expect.poll(healthy, { timeout: 10_000 }).toBe(false);
+    await expect.poll(() => menu(bus).has("Start"), { timeout: 5000 }).toBe(true);
+    await expect.poll(() => find('[data-testid="server-panel"]'), { timeout: 5000 }).not.toBeNull();
+    clickTray(bus, "Start");
+    await expect.poll(healthy, { timeout: 10_000 }).toBe(true);
+    await expect.poll(() => menu(bus).has("Stop"), { timeout: 5000 }).toBe(true);
+    clickTray(bus, "Restart");
+    await expect.poll(healthy, { timeout: 10_000 }).toBe(true);
+  });
+
+  test("Launch at login writes and removes a real autostart entry", async () => {
+    const entry = join(dataDir, ".config", "autostart", "Sockpit.desktop");
+    clickTray(bus, "Launch at login");
+    await expect.poll(() => existsSync(entry), { timeout: 5000 }).toBe(true);
+    await expect.poll(() => menu(bus).get("Launch at login")?.checked, { timeout: 5000 }).toBe(true);
+    clickTray(bus, "Launch at login");
+    await expect.poll(() => existsSync(entry), { timeout: 5000 }).toBe(false);
+    expect(menu(bus).get("Launch at login")?.checked).toBe(false);
+  });
+
+  test("Quit stops the server and exits", async () => {
+    clickTray(bus, "Quit");
+    await expect.poll(healthy, { timeout: 10_000 }).toBe(false);
+    await expect
+      .poll(() => spawnSync("pgrep", ["-f", APP]).status, { timeout: 10_000 })
+      .not.toBe(0);
   });
 });
 
