@@ -123,8 +123,18 @@ pub fn typescript() -> String {
         ConnectionsResponse::decl(),
         ErrorBody::decl(),
     ];
-    let mut out = String::from(
-        "// Generated from the Rust types in src/wire.rs by `SOCKPIT_UPDATE_WIRE=1 cargo test wire`.\n// Do not edit by hand.\n",
+    ts_module("src/wire.rs", "cargo test wire", decls)
+}
+
+/// A generated TypeScript module: a header naming its source and how to regenerate it,
+/// then each declaration exported.
+pub fn ts_module(
+    source: &str,
+    regenerate: &str,
+    decls: impl IntoIterator<Item = String>,
+) -> String {
+    let mut out = format!(
+        "// Generated from the Rust types in {source} by `SOCKPIT_UPDATE_WIRE=1 {regenerate}`.\n// Do not edit by hand.\n"
     );
     for d in decls {
         out.push_str("\nexport ");
@@ -136,6 +146,21 @@ pub fn typescript() -> String {
     out
 }
 
+/// For staleness tests: with `SOCKPIT_UPDATE_WIRE` set, writes `want` to `path`;
+/// otherwise returns an error naming the command when the file differs.
+pub fn check_generated(path: &std::path::Path, want: &str, regenerate: &str) -> Result<(), String> {
+    if std::env::var_os("SOCKPIT_UPDATE_WIRE").is_some() {
+        std::fs::write(path, want).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    match std::fs::read_to_string(path) {
+        Ok(have) if have == want => Ok(()),
+        _ => Err(format!(
+            "{} is stale: run `SOCKPIT_UPDATE_WIRE=1 {regenerate}`",
+            path.display()
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,17 +168,7 @@ mod tests {
     #[test]
     fn wire_ts_is_fresh() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ui/src/lib/wire.ts");
-        let want = typescript();
-        if std::env::var_os("SOCKPIT_UPDATE_WIRE").is_some() {
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(&path, &want).unwrap();
-        }
-        let have = std::fs::read_to_string(&path).unwrap_or_default();
-        assert!(
-            have == want,
-            "{} is stale: run `SOCKPIT_UPDATE_WIRE=1 cargo test wire`",
-            path.display()
-        );
+        check_generated(&path, &typescript(), "cargo test wire").unwrap();
     }
 
     #[test]

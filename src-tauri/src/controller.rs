@@ -286,15 +286,11 @@ fn free_port(bind: std::net::IpAddr) -> Option<u16> {
 /// The TypeScript the window imports for [`Status`] (`ui/src/lib/desktop-wire.ts`).
 pub fn typescript() -> String {
     use ts_rs::TS as _;
-    let mut out = String::from(
-        "// Generated from src-tauri/src/controller.rs by `SOCKPIT_UPDATE_WIRE=1 cargo test -p sockpit-desktop wire`.\n// Do not edit by hand.\n",
-    );
-    for d in [ServerState::decl(), PortHolder::decl(), Status::decl()] {
-        out.push_str("\nexport ");
-        out.push_str(&d.replace("bigint", "number"));
-        out.push('\n');
-    }
-    out
+    sockpit::wire::ts_module(
+        "src-tauri/src/controller.rs",
+        "cargo test -p sockpit-desktop wire",
+        [ServerState::decl(), PortHolder::decl(), Status::decl()],
+    )
 }
 
 #[cfg(test)]
@@ -305,16 +301,8 @@ mod tests {
     fn desktop_wire_ts_is_fresh() {
         let path =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../ui/src/lib/desktop-wire.ts");
-        let want = typescript();
-        if std::env::var_os("SOCKPIT_UPDATE_WIRE").is_some() {
-            std::fs::write(&path, &want).unwrap();
-        }
-        let have = std::fs::read_to_string(&path).unwrap_or_default();
-        assert!(
-            have == want,
-            "{} is stale: run `SOCKPIT_UPDATE_WIRE=1 cargo test -p sockpit-desktop wire`",
-            path.display()
-        );
+        sockpit::wire::check_generated(&path, &typescript(), "cargo test -p sockpit-desktop wire")
+            .unwrap();
     }
 
     #[test]

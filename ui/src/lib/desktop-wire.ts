@@ -1,4 +1,4 @@
-// Generated from src-tauri/src/controller.rs by `SOCKPIT_UPDATE_WIRE=1 cargo test -p sockpit-desktop wire`.
+// Generated from the Rust types in src-tauri/src/controller.rs by `SOCKPIT_UPDATE_WIRE=1 cargo test -p sockpit-desktop wire`.
 // Do not edit by hand.
 
 export type ServerState = "running" | "stopped" | "error";
