@@ -114,6 +114,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router<Arc<Shared>> {
         .route("/_sockpit/api/connections/{id}", delete(kick_handler))
         .route("/_sockpit/api/token", post(token_handler))
         .route("/_sockpit/api/events", get(events_handler))
+        .route("/_sockpit/api/doctor", post(doctor_handler))
         .route("/_sockpit/metrics", get(metrics_handler))
         .route("/_sockpit/", get(ui_index))
         .route("/_sockpit/{*path}", get(ui_file))
@@ -457,6 +458,36 @@ async fn token_handler(
         "user_id": user,
         "exp": crate::auth::now_secs() + req.ttl_s,
     })))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DoctorRequest {
+    token: Option<String>,
+    origin: Option<String>,
+}
+
+/// Runs the doctor against this very server.
+async fn doctor_handler(
+    State(shared): State<Arc<Shared>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<crate::doctor::Report>, ApiError> {
+    let req: DoctorRequest = match &body {
+        Ok(b) if b.is_empty() => DoctorRequest::default(),
+        _ => parse_body(body)?,
+    };
+    let mut addr = shared.local_addr;
+    if addr.ip().is_unspecified() {
+        addr.set_ip([127, 0, 0, 1].into());
+    }
+    let opts = crate::doctor::Options {
+        addr: Some(addr),
+        token: req.token.filter(|t| !t.trim().is_empty()),
+        origin: req.origin.filter(|o| !o.trim().is_empty()),
+    };
+    Ok(Json(
+        crate::doctor::run(&shared.config, &shared.verifier, &opts).await,
+    ))
 }
 
 async fn metrics_handler(State(shared): State<Arc<Shared>>) -> Response {

@@ -393,10 +393,11 @@ impl Verifier {
     }
 }
 
-/// Decodes header and claims without checking anything, for explanations.
-type Claims = Map<String, Value>;
+/// A JWT header or claim set, as JSON.
+pub type Claims = Map<String, Value>;
 
-fn peek(token: &str) -> Result<(Claims, Claims), String> {
+/// Decodes header and claims without checking anything, for explanations.
+pub fn peek(token: &str) -> Result<(Claims, Claims), String> {
     let malformed = || "token malformed (expected header.payload.signature)".to_string();
     let mut parts = token.split('.');
     let (Some(h), Some(p), Some(_), None) =

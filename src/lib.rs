@@ -14,6 +14,7 @@
 //! - [`stats`]: live snapshots with rates, and Prometheus text.
 //! - [`config`]: the TOML schema, parsed and validated once.
 //! - [`datadir`]: generated secrets and the log file's home.
+//! - [`doctor`]: the checks behind `sockpit doctor` and the Doctor screen.
 //! - [`portinfo`]: which process holds a port.
 //! - [`wire`]: the types shared with the UI and their generated TypeScript.
 #![warn(missing_docs)]
@@ -23,6 +24,7 @@ pub mod auth;
 pub mod config;
 pub mod connection;
 pub mod datadir;
+pub mod doctor;
 pub mod endpoint;
 pub mod events;
 pub mod hub;

@@ -57,6 +57,22 @@ enum Command {
     },
     /// Validate the config and exit.
     Check,
+    /// Diagnose: is Sockpit answering, do the endpoints accept a minted token, what does
+    /// a token say, is an Origin allowed. Exits 1 when a check fails.
+    Doctor {
+        /// Where Sockpit should answer (ws://host:port/…); default: the config's address.
+        #[arg(long)]
+        url: Option<String>,
+        /// A token to decode and explain against the config.
+        #[arg(long)]
+        token: Option<String>,
+        /// An Origin to check against allowed_origins.
+        #[arg(long)]
+        origin: Option<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -112,6 +128,39 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("{}", verifier.mint(&user_id, ttl, &extra)?);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Doctor {
+            url,
+            token,
+            origin,
+            json,
+        } => {
+            let paths = Paths::from_env()?;
+            let secrets = sockpit::server::Secrets::resolve(&config, &paths)?;
+            let verifier = auth::Verifier::new(&config.auth, &secrets.jwt_secret)?;
+            let rt = tokio::runtime::Runtime::new().context("starting the runtime")?;
+            let report = rt.block_on(async {
+                let addr = match &url {
+                    Some(u) => Some(resolve_url(u).await?),
+                    None => None,
+                };
+                let opts = sockpit::doctor::Options {
+                    addr,
+                    token,
+                    origin,
+                };
+                anyhow::Ok(sockpit::doctor::run(&config, &verifier, &opts).await)
+            })?;
+            if json {
+                say!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", sockpit::doctor::render(&report));
+            }
+            Ok(if report.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
         Command::Serve { port, bind } => {
             if let Some(p) = port {
                 config.server.port = p;
@@ -124,6 +173,25 @@ fn run(cli: Cli) -> Result<ExitCode> {
             rt.block_on(serve(config))
         }
     }
+}
+
+/// `ws://localhost:8000/ws/x/` → the socket address it names.
+async fn resolve_url(url: &str) -> Result<std::net::SocketAddr> {
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let with_port = if authority
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    {
+        authority.to_string()
+    } else {
+        format!("{authority}:80")
+    };
+    tokio::net::lookup_host(&with_port)
+        .await
+        .with_context(|| format!("--url {url}: cannot resolve {authority}"))?
+        .find(|a| a.is_ipv4())
+        .with_context(|| format!("--url {url}: no IPv4 address for {authority}"))
 }
 
 fn init_tracing() {

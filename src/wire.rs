@@ -7,6 +7,7 @@
 use serde::Serialize;
 use ts_rs::TS;
 
+use crate::doctor::{Check, Report, Verdict};
 use crate::events::{Event, EventKind};
 use crate::stats::{ConnectionInfo, StatsSnapshot};
 
@@ -99,6 +100,17 @@ pub struct ConnectionsResponse {
     pub connections: Vec<ConnectionInfo>,
 }
 
+/// `POST /_sockpit/api/doctor`.
+#[derive(Debug, Serialize, TS)]
+pub struct DoctorRequest {
+    /// A token to decode and explain.
+    #[ts(optional)]
+    pub token: Option<String>,
+    /// An Origin to check.
+    #[ts(optional)]
+    pub origin: Option<String>,
+}
+
 /// An API error body.
 #[derive(Debug, Serialize, TS)]
 pub struct ErrorBody {
@@ -122,6 +134,10 @@ pub fn typescript() -> String {
         TokenResponse::decl(),
         ConnectionsResponse::decl(),
         ErrorBody::decl(),
+        Verdict::decl(),
+        Check::decl(),
+        Report::decl(),
+        DoctorRequest::decl(),
     ];
     ts_module("src/wire.rs", "cargo test wire", decls)
 }

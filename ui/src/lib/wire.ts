@@ -266,3 +266,43 @@ error: string,
  * What is wrong, for a person.
  */
 detail: string, };
+
+export type Verdict = "pass" | "warn" | "fail";
+
+export type Check = { 
+/**
+ * What was checked, e.g. `server`, `endpoint /ws/echo/`, `token exp`.
+ */
+name: string, 
+/**
+ * The outcome.
+ */
+verdict: Verdict, 
+/**
+ * What was found.
+ */
+detail: string, 
+/**
+ * How to fix it (for warnings and failures).
+ */
+fix?: string, };
+
+export type Report = { 
+/**
+ * No check failed.
+ */
+ok: boolean, 
+/**
+ * Every check, in order.
+ */
+checks: Array<Check>, };
+
+export type DoctorRequest = { 
+/**
+ * A token to decode and explain.
+ */
+token?: string, 
+/**
+ * An Origin to check.
+ */
+origin?: string, };

@@ -1,0 +1,499 @@
+//! The doctor: the checklist a developer runs by hand when a socket fails, as code.
+//! Is Sockpit answering on its port (or who holds it), does each endpoint's handshake
+//! succeed with a minted token, what does a pasted token say against the config, is an
+//! Origin allowed, is the bind address exposed. Each failing check says how to fix it.
+//!
+//! Shared by `sockpit doctor` and `POST /_sockpit/api/doctor`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde::Serialize;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use ts_rs::TS;
+
+use crate::auth::{self, Verifier, human_duration, now_secs};
+use crate::config::{AuthMode, Config};
+use crate::origin::check_origin;
+use crate::portinfo;
+
+/// A check's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Fine.
+    Pass,
+    /// Works, but deserves a look.
+    Warn,
+    /// Broken.
+    Fail,
+}
+
+/// One line of the report.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+pub struct Check {
+    /// What was checked, e.g. `server`, `endpoint /ws/echo/`, `token exp`.
+    pub name: String,
+    /// The outcome.
+    pub verdict: Verdict,
+    /// What was found.
+    pub detail: String,
+    /// How to fix it (for warnings and failures).
+    #[ts(optional)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+impl Check {
+    fn pass(name: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            verdict: Verdict::Pass,
+            detail: detail.into(),
+            fix: None,
+        }
+    }
+
+    fn warn(name: impl Into<String>, detail: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            verdict: Verdict::Warn,
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        }
+    }
+
+    fn fail(name: impl Into<String>, detail: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            verdict: Verdict::Fail,
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        }
+    }
+}
+
+/// The whole report.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+pub struct Report {
+    /// No check failed.
+    pub ok: bool,
+    /// Every check, in order.
+    pub checks: Vec<Check>,
+}
+
+/// What to check beyond the config itself.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Where the server should answer; default: the config's bind and port.
+    pub addr: Option<SocketAddr>,
+    /// A token to decode and explain.
+    pub token: Option<String>,
+    /// An Origin to check against `allowed_origins`.
+    pub origin: Option<String>,
+}
+
+/// Runs every check. `verifier` is built from the same config and secret the server uses.
+pub async fn run(config: &Config, verifier: &Verifier, opts: &Options) -> Report {
+    let mut checks = Vec::new();
+    let addr = opts.addr.unwrap_or_else(|| {
+        let ip = if config.server.bind.is_unspecified() {
+            [127, 0, 0, 1].into()
+        } else {
+            config.server.bind
+        };
+        SocketAddr::new(ip, config.server.port)
+    });
+
+    if config.server.bind.is_unspecified() {
+        checks.push(Check::warn(
+            "bind",
+            format!(
+                "bound to {}: Sockpit is reachable from your network",
+                config.server.bind
+            ),
+            "set [server] bind = \"127.0.0.1\" unless other machines must connect",
+        ));
+    } else {
+        checks.push(Check::pass(
+            "bind",
+            format!("bound to {}", config.server.bind),
+        ));
+    }
+
+    let server = check_server(addr).await;
+    let up = server.verdict == Verdict::Pass;
+    checks.push(server);
+    if up {
+        for e in &config.endpoints {
+            checks.push(check_endpoint(addr, e, verifier).await);
+        }
+    }
+    if let Some(token) = &opts.token {
+        checks.extend(explain_token(config, verifier, token));
+    }
+    if let Some(origin) = &opts.origin {
+        checks.push(
+            match check_origin(&config.server.allowed_origins, Some(origin)) {
+                Ok(()) => Check::pass("origin", format!("{origin} is allowed")),
+                Err(reason) => Check::fail(
+                    "origin",
+                    reason,
+                    format!("add \"{origin}\" to [server] allowed_origins"),
+                ),
+            },
+        );
+    }
+    Report {
+        ok: checks.iter().all(|c| c.verdict != Verdict::Fail),
+        checks,
+    }
+}
+
+/// `GET /_sockpit/healthz` over a plain TCP connection; if something else holds the
+/// port, name it.
+async fn check_server(addr: SocketAddr) -> Check {
+    let port = addr.port();
+    let held_by = || {
+        portinfo::holder_of(port)
+            .map(|h| format!(" (held by {h})"))
+            .unwrap_or_default()
+    };
+    let answer = tokio::time::timeout(Duration::from_secs(3), async {
+        let mut s = TcpStream::connect(addr).await?;
+        s.write_all(
+            format!("GET /_sockpit/healthz HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n").as_bytes(),
+        )
+        .await?;
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).await?;
+        std::io::Result::Ok(String::from_utf8_lossy(&buf).into_owned())
+    })
+    .await;
+    match answer {
+        Ok(Ok(resp)) if resp.starts_with("HTTP/1.") && resp.ends_with("\r\n\r\nok") => {
+            Check::pass("server", format!("Sockpit answers on {addr}"))
+        }
+        Ok(Ok(_)) => Check::fail(
+            "server",
+            format!("port {port} answers, but not as Sockpit{}", held_by()),
+            "stop that process, or run Sockpit on another port (sockpit serve --port N, SOCKPIT_PORT)",
+        ),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => Check::fail(
+            "server",
+            format!("nothing listens on {addr}"),
+            "start it: sockpit serve (or Start in the tray)",
+        ),
+        Ok(Err(e)) => Check::fail(
+            "server",
+            format!("{addr}: {e}{}", held_by()),
+            "check that the port is Sockpit's",
+        ),
+        Err(_) => Check::fail(
+            "server",
+            format!("{addr} did not answer within 3s{}", held_by()),
+            "stop whatever holds the port, or run Sockpit on another port",
+        ),
+    }
+}
+
+/// Connects to an endpoint (params filled with `test`) with a minted token and reports
+/// the server's verdict.
+async fn check_endpoint(
+    addr: SocketAddr,
+    endpoint: &crate::config::EndpointConfig,
+    verifier: &Verifier,
+) -> Check {
+    let name = format!("endpoint {}", endpoint.path);
+    let path = endpoint
+        .path
+        .as_str()
+        .split('/')
+        .map(|seg| {
+            if seg.starts_with('{') && seg.ends_with('}') {
+                "test"
+            } else {
+                seg
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/");
+    let mut url = format!("ws://{addr}{path}");
+    if endpoint.auth == AuthMode::Jwt {
+        match verifier.mint("doctor", Duration::from_secs(60), &Default::default()) {
+            Ok(token) => url.push_str(&format!("?token={token}")),
+            Err(e) => {
+                return Check::warn(
+                    name,
+                    format!("not tried: {e}"),
+                    "connect with a token from your backend to test it",
+                );
+            }
+        }
+    }
+    let attempt = tokio::time::timeout(Duration::from_secs(3), async {
+        let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str()).await?;
+        // A refused handshake is closed at once; an accepted one stays quiet.
+        let first = tokio::time::timeout(Duration::from_millis(300), ws.next()).await;
+        let _ = ws.close(None).await;
+        Ok::<_, tungstenite::Error>(first)
+    })
+    .await;
+    let shown = path.clone();
+    match attempt {
+        Ok(Ok(Ok(Some(Ok(tungstenite::Message::Close(Some(f))))))) => {
+            let code = u16::from(f.code);
+            Check::fail(
+                name,
+                format!("{shown}: closed {code} {}", f.reason),
+                match code {
+                    4001 => "the running server uses another secret or auth config than this one: run doctor with the same --config and SOCKPIT_DATA_DIR".to_string(),
+                    4029 => "raise [server] max_connections".to_string(),
+                    _ => "see the close reason".to_string(),
+                },
+            )
+        }
+        Ok(Ok(_)) => Check::pass(
+            name,
+            format!(
+                "{shown}: handshake accepted{}",
+                if endpoint.auth == AuthMode::Jwt {
+                    " with a minted token"
+                } else {
+                    ""
+                }
+            ),
+        ),
+        Ok(Err(e)) => Check::fail(name, format!("{shown}: {e}"), "check the endpoint's path"),
+        Err(_) => Check::fail(
+            name,
+            format!("{shown}: no answer within 3s"),
+            "check that the server is Sockpit",
+        ),
+    }
+}
+
+/// Decodes a token and explains each part against the config.
+pub fn explain_token(config: &Config, verifier: &Verifier, token: &str) -> Vec<Check> {
+    explain_token_at(config, verifier, token, now_secs())
+}
+
+fn explain_token_at(config: &Config, verifier: &Verifier, token: &str, now: u64) -> Vec<Check> {
+    let mut out = Vec::new();
+    let (header, claims) = match auth::peek(token) {
+        Ok(x) => x,
+        Err(reason) => {
+            out.push(Check::fail(
+                "token",
+                reason,
+                "paste the whole token: three base64url parts separated by dots",
+            ));
+            return out;
+        }
+    };
+    let want = config.auth.algorithm.to_string();
+    match header.get("alg").and_then(Value::as_str) {
+        Some(alg) if alg == want => {
+            out.push(Check::pass("token alg", format!("{alg}, as configured")))
+        }
+        other => out.push(Check::fail(
+            "token alg",
+            format!(
+                "alg {} not allowed (expected {want})",
+                other.unwrap_or("(none)")
+            ),
+            format!("sign with {want}, or set [auth] algorithm to the backend's algorithm"),
+        )),
+    }
+    let num = |k: &str| claims.get(k).and_then(Value::as_u64);
+    match num("exp") {
+        None => out.push(Check::fail(
+            "token exp",
+            "claim exp missing",
+            "mint tokens with an expiry (SimpleJWT always sets exp)",
+        )),
+        Some(exp) if exp + config.auth.leeway_s < now => out.push(Check::fail(
+            "token exp",
+            format!("token expired {} ago", human_duration(now - exp)),
+            "mint a new token (sockpit token --user-id …, or your backend's /api/token/refresh/)",
+        )),
+        Some(exp) => out.push(Check::pass(
+            "token exp",
+            format!("valid for {} more", human_duration(exp.saturating_sub(now))),
+        )),
+    }
+    if let Some(nbf) = num("nbf") {
+        if nbf > now + config.auth.leeway_s {
+            out.push(Check::fail(
+                "token nbf",
+                format!("token not valid yet (nbf in {})", human_duration(nbf - now)),
+                "check the clocks, or raise [auth] leeway_s",
+            ));
+        } else {
+            out.push(Check::pass("token nbf", "already valid"));
+        }
+    }
+    if let Some(iat) = num("iat")
+        && iat > now + 5
+    {
+        out.push(Check::warn(
+            "token iat",
+            format!(
+                "issued {} in the future: the clocks disagree",
+                human_duration(iat - now)
+            ),
+            "sync the clocks of the backend and this machine, or raise [auth] leeway_s",
+        ));
+    }
+    let want_type = &config.auth.token_type;
+    if !want_type.is_empty() {
+        match claims.get("token_type").and_then(Value::as_str) {
+            Some(t) if t == want_type => {
+                out.push(Check::pass("token type", format!("token_type {t}")))
+            }
+            Some(t) => out.push(Check::fail(
+                "token type",
+                format!("token_type {t} (expected {want_type})"),
+                "send the access token, not the refresh token",
+            )),
+            None => out.push(Check::fail(
+                "token type",
+                format!("claim token_type missing (expected {want_type})"),
+                "set [auth] token_type = \"\" if your tokens carry no token_type",
+            )),
+        }
+    }
+    let claim = &config.auth.user_claim;
+    match claims.get(claim).or_else(|| claims.get("sub")) {
+        Some(Value::String(u)) => out.push(Check::pass("token user", format!("user {u}"))),
+        Some(Value::Number(u)) => out.push(Check::pass("token user", format!("user {u}"))),
+        _ => out.push(Check::fail(
+            "token user",
+            format!("claim {claim} missing"),
+            "set [auth] user_claim to the claim that holds the user id",
+        )),
+    }
+    // The signature last: the verifier's verdict covers everything the crate checks.
+    match verifier.verify(token) {
+        Ok(p) => out.push(Check::pass(
+            "token signature",
+            format!("valid: the token is accepted for user {}", p.user_id),
+        )),
+        Err(reason) if reason.starts_with("bad signature") => out.push(Check::fail(
+            "token signature",
+            reason,
+            "Sockpit's secret must be the backend's signing key: set [auth] secret_env = \"DJANGO_SECRET_KEY\" (or SOCKPIT_JWT_SECRET)",
+        )),
+        Err(reason) => {
+            let already = out.iter().any(|c| c.verdict == Verdict::Fail);
+            if !already {
+                out.push(Check::fail("token", reason, "see the reason"));
+            } else {
+                out.push(Check::warn(
+                    "token signature",
+                    "not checked past the failures above",
+                    "fix those first",
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// The report for a person: one line a check, a fix under each problem.
+pub fn render(report: &Report) -> String {
+    let mut out = String::new();
+    let width = report
+        .checks
+        .iter()
+        .map(|c| c.name.len())
+        .max()
+        .unwrap_or(0);
+    for c in &report.checks {
+        let mark = match c.verdict {
+            Verdict::Pass => "ok  ",
+            Verdict::Warn => "warn",
+            Verdict::Fail => "FAIL",
+        };
+        out.push_str(&format!("{mark}  {:width$}  {}\n", c.name, c.detail));
+        if let Some(fix) = &c.fix {
+            out.push_str(&format!("      {:width$}  fix: {fix}\n", ""));
+        }
+    }
+    let counts: BTreeMap<&str, usize> = report.checks.iter().fold(BTreeMap::new(), |mut m, c| {
+        *m.entry(match c.verdict {
+            Verdict::Pass => "passed",
+            Verdict::Warn => "warnings",
+            Verdict::Fail => "failed",
+        })
+        .or_default() += 1;
+        m
+    });
+    out.push_str(&format!(
+        "\n{}: {} passed, {} warnings, {} failed\n",
+        if report.ok {
+            "healthy"
+        } else {
+            "problems found"
+        },
+        counts.get("passed").unwrap_or(&0),
+        counts.get("warnings").unwrap_or(&0),
+        counts.get("failed").unwrap_or(&0)
+    ));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup() -> (Config, Verifier) {
+        let mut c = Config::default();
+        c.auth.secret = "s".into();
+        let v = Verifier::new(&c.auth, "s").unwrap();
+        (c, v)
+    }
+
+    fn sign(claims: Value, secret: &str) -> String {
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::default(),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn explains_each_part() {
+        let (c, v) = setup();
+        let now = now_secs();
+        let t = sign(
+            serde_json::json!({"token_type":"refresh","exp":now-192,"iat":now+60,"user_id":3}),
+            "other",
+        );
+        let checks = explain_token_at(&c, &v, &t, now);
+        let find = |n: &str| checks.iter().find(|c| c.name == n).unwrap();
+        assert_eq!(find("token exp").detail, "token expired 3m12s ago");
+        assert_eq!(find("token type").verdict, Verdict::Fail);
+        assert_eq!(find("token iat").verdict, Verdict::Warn);
+        assert_eq!(find("token user").detail, "user 3");
+        assert_eq!(find("token alg").verdict, Verdict::Pass);
+    }
+
+    #[test]
+    fn a_good_token_passes_everything() {
+        let (c, v) = setup();
+        let t = v
+            .mint("9", Duration::from_secs(600), &Default::default())
+            .unwrap();
+        let checks = explain_token(&c, &v, &t);
+        assert!(
+            checks.iter().all(|c| c.verdict == Verdict::Pass),
+            "{checks:?}"
+        );
+    }
+}
