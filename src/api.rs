@@ -115,6 +115,12 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router<Arc<Shared>> {
         .route("/_sockpit/api/token", post(token_handler))
         .route("/_sockpit/api/events", get(events_handler))
         .route("/_sockpit/api/doctor", post(doctor_handler))
+        .route(
+            "/_sockpit/api/endpoints",
+            get(|State(shared): State<Arc<Shared>>| async move {
+                Json(crate::wire::EndpointsResponse::from_config(&shared.config))
+            }),
+        )
         .route("/_sockpit/metrics", get(metrics_handler))
         .route("/_sockpit/", get(ui_index))
         .route("/_sockpit/{*path}", get(ui_file))

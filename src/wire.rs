@@ -111,6 +111,86 @@ pub struct DoctorRequest {
     pub origin: Option<String>,
 }
 
+/// One configured endpoint, as the test client needs it.
+#[derive(Debug, Serialize, TS)]
+pub struct EndpointInfo {
+    /// The path pattern, e.g. `/ws/chat/{room}/`.
+    pub path: String,
+    /// Names of its `{params}`.
+    pub params: Vec<String>,
+    /// Channel templates it joins.
+    pub channels: Vec<String>,
+    /// `jwt` or `none`.
+    pub auth: String,
+    /// `broadcast`, `echo`, `drop` or `webhook`.
+    pub on_message: String,
+    /// Whether a broadcast reaches its sender.
+    pub echo_self: bool,
+}
+
+/// `GET /_sockpit/api/endpoints`.
+#[derive(Debug, Serialize, TS)]
+pub struct EndpointsResponse {
+    /// The endpoints, in config order.
+    pub endpoints: Vec<EndpointInfo>,
+    /// Where tokens are looked for (`query:token`, `header`, `subprotocol`).
+    pub token_sources: Vec<String>,
+    /// The query parameter a browser should use for the token, if any.
+    #[ts(optional)]
+    pub token_query: Option<String>,
+    /// `allowed_origins` as written.
+    pub allowed_origins: Vec<String>,
+}
+
+impl EndpointsResponse {
+    /// Built from the config in force.
+    pub fn from_config(c: &crate::config::Config) -> Self {
+        use crate::config::{AuthMode, OnMessage, TokenSource};
+        Self {
+            endpoints: c
+                .endpoints
+                .iter()
+                .map(|e| EndpointInfo {
+                    path: e.path.as_str().to_string(),
+                    params: e.path.params().map(str::to_string).collect(),
+                    channels: e.channels.iter().map(|t| String::from(t.clone())).collect(),
+                    auth: match e.auth {
+                        AuthMode::Jwt => "jwt",
+                        AuthMode::None => "none",
+                    }
+                    .into(),
+                    on_message: match e.on_message {
+                        OnMessage::Broadcast => "broadcast",
+                        OnMessage::Echo => "echo",
+                        OnMessage::Drop => "drop",
+                        OnMessage::Webhook => "webhook",
+                    }
+                    .into(),
+                    echo_self: e.echo_self,
+                })
+                .collect(),
+            token_sources: c
+                .auth
+                .token_sources
+                .iter()
+                .cloned()
+                .map(String::from)
+                .collect(),
+            token_query: c.auth.token_sources.iter().find_map(|s| match s {
+                TokenSource::Query(q) => Some(q.clone()),
+                _ => None,
+            }),
+            allowed_origins: c
+                .server
+                .allowed_origins
+                .iter()
+                .cloned()
+                .map(String::from)
+                .collect(),
+        }
+    }
+}
+
 /// An API error body.
 #[derive(Debug, Serialize, TS)]
 pub struct ErrorBody {
@@ -138,6 +218,8 @@ pub fn typescript() -> String {
         Check::decl(),
         Report::decl(),
         DoctorRequest::decl(),
+        EndpointInfo::decl(),
+        EndpointsResponse::decl(),
     ];
     ts_module("src/wire.rs", "cargo test wire", decls)
 }

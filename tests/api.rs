@@ -420,3 +420,20 @@ async fn the_desktop_webview_may_call_the_api_cross_origin() -> Result<()> {
     assert!(err.to_string().contains("403"), "{err}");
     Ok(())
 }
+
+#[tokio::test]
+async fn endpoints_describe_the_config_for_the_test_client() -> Result<()> {
+    let srv = TestServer::start(config_from(
+        "[[endpoint]]\npath = \"/ws/chat/{room}/\"\nchannel = [\"chat.{room}\", \"user_{user}\"]\non_message = \"broadcast\"\n",
+    ))
+    .await;
+    let r = srv.get_json("/_sockpit/api/endpoints").await;
+    let e = &r["endpoints"][0];
+    assert_eq!(e["path"], "/ws/chat/{room}/");
+    assert_eq!(e["params"], json!(["room"]));
+    assert_eq!(e["channels"], json!(["chat.{room}", "user_{user}"]));
+    assert_eq!(e["auth"], "jwt");
+    assert_eq!(e["on_message"], "broadcast");
+    assert_eq!(r["token_query"], "token");
+    Ok(())
+}

@@ -306,3 +306,47 @@ token?: string,
  * An Origin to check.
  */
 origin?: string, };
+
+export type EndpointInfo = { 
+/**
+ * The path pattern, e.g. `/ws/chat/{room}/`.
+ */
+path: string, 
+/**
+ * Names of its `{params}`.
+ */
+params: Array<string>, 
+/**
+ * Channel templates it joins.
+ */
+channels: Array<string>, 
+/**
+ * `jwt` or `none`.
+ */
+auth: string, 
+/**
+ * `broadcast`, `echo`, `drop` or `webhook`.
+ */
+on_message: string, 
+/**
+ * Whether a broadcast reaches its sender.
+ */
+echo_self: boolean, };
+
+export type EndpointsResponse = { 
+/**
+ * The endpoints, in config order.
+ */
+endpoints: Array<EndpointInfo>, 
+/**
+ * Where tokens are looked for (`query:token`, `header`, `subprotocol`).
+ */
+token_sources: Array<string>, 
+/**
+ * The query parameter a browser should use for the token, if any.
+ */
+token_query?: string, 
+/**
+ * `allowed_origins` as written.
+ */
+allowed_origins: Array<string>, };
