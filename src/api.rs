@@ -106,7 +106,12 @@ impl IntoResponse for ApiError {
 
 /// The `/_sockpit/` routes.
 pub(crate) fn router(shared: Arc<Shared>) -> Router<Arc<Shared>> {
-    let body_limit = shared.config.server.max_message_bytes.get() + (64 << 10);
+    let body_limit = shared
+        .config
+        .server
+        .max_message_bytes
+        .get()
+        .saturating_add(64 << 10);
     let keyed = Router::new()
         .route("/_sockpit/api/publish", post(publish_handler))
         .route("/_sockpit/api/stats", get(stats_handler))
@@ -365,6 +370,13 @@ pub(crate) fn publish(shared: &Shared, target: Target, data: &Value) -> u64 {
     let mut e = Event::new(EventKind::Published);
     e.preview = Some(preview(Some(text.as_str()), len));
     e.bytes = Some(len as u64);
+    // Name a connection by its wire id whichever form the caller used (`12` or `c12`).
+    let target = match target {
+        Target::Connection(id) => {
+            Target::Connection(shared.hub.get(&id).map(|c| c.wire_id()).unwrap_or(id))
+        }
+        other => other,
+    };
     let delivered = shared.hub.deliver(&target, Message::Text(text), None);
     shared
         .hub
@@ -455,6 +467,12 @@ async fn token_handler(
             ));
         }
     };
+    if req.ttl_s == 0 || req.ttl_s > crate::auth::MAX_TTL_S {
+        return Err(ApiError::Unprocessable(format!(
+            "ttl_s must be 1 to {} (ten years)",
+            crate::auth::MAX_TTL_S
+        )));
+    }
     let token = shared
         .verifier
         .mint(&user, Duration::from_secs(req.ttl_s), &req.claims)
@@ -524,7 +542,7 @@ async fn events_handler(
     {
         return Err(ApiError::Forbidden(reason));
     }
-    let guard = shared.tracker.token();
+    let guard = shared.sockets.token();
     Ok(ws.on_upgrade(move |socket| async move {
         stream_events(socket, shared).await;
         drop(guard);
@@ -536,22 +554,35 @@ const EVENT_BATCH: usize = 512;
 
 /// `{"type":"hello"}` with the ring and stats, then `{"type":"events"}` batches as they
 /// happen and `{"type":"stats"}` every 250 ms, until the client or the server stops.
+/// Every write watches the stop signal and has a deadline: a UI tab that stopped
+/// reading can neither stall shutdown nor hold this task.
 async fn stream_events(mut socket: WebSocket, shared: Arc<Shared>) {
-    // Subscribe before reading the ring so nothing falls between.
+    use crate::connection::{CLOSE_WRITE_GRACE, send_close};
+    // Subscribe before reading the ring so nothing falls between; events in both are
+    // told apart by `seq`.
     let mut live = shared.events.subscribe();
     let mut stats_rx = shared.stats.clone();
     let recent = shared.events.recent();
+    let seen = recent.last().map_or(0, |l| l.event.seq);
     let jsons: Vec<&str> = recent.iter().map(|l| l.json.as_str()).collect();
-    let hello = hello_frame(&jsons, &stats_rx.borrow_and_update());
-    if socket.send(Message::Text(hello.into())).await.is_err() {
-        return;
-    }
+    let mut pending = Some(hello_frame(&jsons, &stats_rx.borrow_and_update()));
+    drop(recent);
     loop {
-        let frame = tokio::select! {
-            _ = shared.stop.cancelled() => {
-                crate::connection::send_close(&mut socket, 1001, "server stopping").await;
+        if let Some(frame) = pending.take() {
+            let sent = tokio::select! {
+                biased;
+                _ = shared.stop.cancelled() => break,
+                r = tokio::time::timeout(CLOSE_WRITE_GRACE, socket.send(Message::Text(frame.into()))) => {
+                    matches!(r, Ok(Ok(())))
+                }
+            };
+            if !sent {
                 return;
             }
+        }
+        pending = tokio::select! {
+            biased;
+            _ = shared.stop.cancelled() => break,
             r = live.recv() => match r {
                 Ok(first) => {
                     let mut batch = vec![first];
@@ -561,33 +592,33 @@ async fn stream_events(mut socket: WebSocket, shared: Arc<Shared>) {
                             Err(_) => break,
                         }
                     }
-                    format!(
+                    batch.retain(|l| l.event.seq > seen);
+                    (!batch.is_empty()).then(|| format!(
                         "{{\"type\":\"events\",\"events\":[{}]}}",
                         join_json(batch.iter().map(|l| l.json.as_str()))
-                    )
+                    ))
                 }
-                Err(RecvError::Lagged(n)) => format!("{{\"type\":\"lagged\",\"missed\":{n}}}"),
-                Err(RecvError::Closed) => return,
+                Err(RecvError::Lagged(n)) => Some(format!("{{\"type\":\"lagged\",\"missed\":{n}}}")),
+                Err(RecvError::Closed) => break,
             },
-            r = stats_rx.changed() => {
-                if r.is_err() {
-                    return;
+            // The sampler stops only with the server.
+            r = stats_rx.changed() => match r {
+                Ok(()) => {
+                    let snap = stats_rx.borrow_and_update().clone();
+                    Some(format!(
+                        "{{\"type\":\"stats\",\"stats\":{}}}",
+                        serde_json::to_string(&*snap).unwrap_or_default()
+                    ))
                 }
-                let snap = stats_rx.borrow_and_update().clone();
-                format!(
-                    "{{\"type\":\"stats\",\"stats\":{}}}",
-                    serde_json::to_string(&*snap).unwrap_or_default()
-                )
-            }
+                Err(_) => break,
+            },
             msg = socket.recv() => match msg {
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
-                Some(Ok(_)) => continue,
+                Some(Ok(_)) => None,
             },
         };
-        if socket.send(Message::Text(frame.into())).await.is_err() {
-            return;
-        }
     }
+    send_close(&mut socket, 1001, "server stopping").await;
 }
 
 /// The `hello` frame of [`crate::wire::EventsFrame`], from events already serialised.

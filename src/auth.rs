@@ -294,7 +294,8 @@ impl Verifier {
         let claim = &self.config.user_claim;
         let value = claims.get(claim).or_else(|| claims.get("sub"));
         match value {
-            Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+            Some(Value::String(s)) if s.is_empty() => Err(format!("claim {claim} is empty")),
+            Some(Value::String(s)) => Ok(s.clone()),
             Some(Value::Number(n)) => Ok(n.to_string()),
             Some(_) => Err(format!("claim {claim} must be a string or a number")),
             None => Err(format!("claim {claim} missing")),
@@ -362,7 +363,7 @@ impl Verifier {
         if !self.config.token_type.is_empty() {
             claims.insert("token_type".into(), self.config.token_type.clone().into());
         }
-        claims.insert("exp".into(), (now + ttl.as_secs()).into());
+        claims.insert("exp".into(), now.saturating_add(ttl.as_secs()).into());
         claims.insert("iat".into(), now.into());
         let mut jti = [0u8; 16];
         rand::rng().fill_bytes(&mut jti);
@@ -373,10 +374,10 @@ impl Verifier {
                 .collect::<String>()
                 .into(),
         );
-        // SimpleJWT keeps integer primary keys as numbers.
+        // SimpleJWT keeps integer primary keys as numbers; "007" stays a string.
         let uid = match user_id.parse::<i64>() {
-            Ok(n) => Value::from(n),
-            Err(_) => Value::from(user_id),
+            Ok(n) if n.to_string() == user_id => Value::from(n),
+            _ => Value::from(user_id),
         };
         claims.insert(self.config.user_claim.clone(), uid);
         if let Some(aud) = &self.config.audience {
@@ -434,7 +435,10 @@ pub fn human_duration(secs: u64) -> String {
     }
 }
 
-/// Parses `30s`, `15m`, `1h`, `7d` or plain seconds.
+/// The longest token lifetime Sockpit mints: ten years.
+pub const MAX_TTL_S: u64 = 10 * 365 * 86_400;
+
+/// Parses `30s`, `15m`, `1h`, `7d` or plain seconds (at most [`MAX_TTL_S`]).
 pub fn parse_ttl(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
@@ -452,7 +456,10 @@ pub fn parse_ttl(s: &str) -> Result<Duration, String> {
             ));
         }
     };
-    Ok(Duration::from_secs(n * mult))
+    match n.checked_mul(mult) {
+        Some(secs) if secs > 0 && secs <= MAX_TTL_S => Ok(Duration::from_secs(secs)),
+        _ => Err(format!("duration {s:?} must be from 1s to 10 years")),
+    }
 }
 
 #[cfg(test)]

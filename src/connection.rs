@@ -19,7 +19,7 @@ use crate::server::Shared;
 
 /// How long a close frame may take to write: a client that fell behind gets this long
 /// to read what is already in flight and see why it is being closed.
-const CLOSE_WRITE_GRACE: Duration = Duration::from_secs(5);
+pub(crate) const CLOSE_WRITE_GRACE: Duration = Duration::from_secs(5);
 /// How long to wait for the client's answering close frame, or a ping to go out.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
@@ -38,8 +38,9 @@ pub(crate) async fn run(
     shared.events.emit(connected);
 
     let cfg = &shared.config.server;
-    let idle = Duration::from_secs(cfg.idle_timeout_s.0);
-    let mut ping = tokio::time::interval(Duration::from_secs(cfg.ping_interval_s.0));
+    // Capped at a day: a huge configured value must not overflow `Instant`.
+    let idle = Duration::from_secs(cfg.idle_timeout_s.0.min(86_400));
+    let mut ping = tokio::time::interval(Duration::from_secs(cfg.ping_interval_s.0.min(86_400)));
     ping.reset();
     let mut last_seen = Instant::now();
     let stop = shared.stop.clone();
@@ -50,7 +51,9 @@ pub(crate) async fn run(
             _ = stop.cancelled() => break Close { code: 1001, reason: "server stopping".into() },
             _ = conn.closing() => break conn.close_reason().unwrap_or(Close { code: 1000, reason: String::new() }),
             out = rx.recv() => {
-                let Some(out) = out else { continue };
+                let Some(out) = out else {
+                    break Close { code: 1006, reason: "queue closed".into() };
+                };
                 let len = payload_len(&out);
                 // Write while still watching for a close request: a client that stopped
                 // reading must not pin this task.
@@ -154,11 +157,28 @@ fn read_error(e: axum::Error, max: u64, shared: &Shared) -> Close {
             ),
         };
     }
-    if let Some(tungstenite::Error::Utf8(_)) = inner.downcast_ref::<tungstenite::Error>() {
-        return Close {
-            code: 1007,
-            reason: "text message is not valid UTF-8".into(),
-        };
+    match inner.downcast_ref::<tungstenite::Error>() {
+        Some(tungstenite::Error::Utf8(_)) => {
+            return Close {
+                code: 1007,
+                reason: "text message is not valid UTF-8".into(),
+            };
+        }
+        // The peer is gone: no close frame can reach it.
+        Some(
+            tungstenite::Error::Io(_)
+            | tungstenite::Error::ConnectionClosed
+            | tungstenite::Error::AlreadyClosed
+            | tungstenite::Error::Protocol(
+                tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+            ),
+        ) => {
+            return Close {
+                code: 1006,
+                reason: "connection dropped".into(),
+            };
+        }
+        _ => {}
     }
     Close {
         code: 1002,

@@ -51,17 +51,33 @@ pub fn desktop_config_file() -> Option<PathBuf> {
 /// Reads `dir/name`, or creates it with a fresh random value (hex, 32 bytes).
 pub fn read_or_generate(dir: &Path, name: &str) -> Result<String, DataDirError> {
     let path = dir.join(name);
-    match fs::read_to_string(&path) {
+    let existing = match fs::read_to_string(&path) {
         Ok(s) if !s.trim().is_empty() => return Ok(s.trim().to_string()),
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Ok(_) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
         Err(source) => return Err(DataDirError::Io { path, source }),
-    }
+    };
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     let value: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    write_private(&path, value.as_bytes())?;
-    Ok(value)
+    if existing {
+        // An empty file is no secret: replace it.
+        write_private(&path, value.as_bytes())?;
+        return Ok(value);
+    }
+    // Publish with a hard link, which fails if the file appeared meanwhile: when two
+    // processes start at once, both end up with the first one's value.
+    let tmp = dir.join(format!(".{name}.new{}", std::process::id()));
+    write_private(&tmp, value.as_bytes())?;
+    let linked = fs::hard_link(&tmp, &path);
+    let _ = fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(value),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => fs::read_to_string(&path)
+            .map(|s| s.trim().to_string())
+            .map_err(|source| DataDirError::Io { path, source }),
+        Err(source) => Err(DataDirError::Io { path, source }),
+    }
 }
 
 /// Writes `bytes` to `path` atomically with mode 0600 (temp file, fsync, rename).

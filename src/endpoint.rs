@@ -87,7 +87,8 @@ impl PathPattern {
             match seg {
                 Segment::Literal(l) if l == part => {}
                 Segment::Param(name) if !part.is_empty() => {
-                    params.insert(name.clone(), part.to_string());
+                    // As Django's URL resolver does: `/ws/chat/a%20b/` captures `a b`.
+                    params.insert(name.clone(), percent_decode_segment(part));
                 }
                 _ => return None,
             }
@@ -114,6 +115,29 @@ impl PathPattern {
             .collect();
         format!("/{}", filled.join("/"))
     }
+}
+
+/// Decodes `%XX` escapes in a path segment (`+` stays a plus, as in paths).
+fn percent_decode_segment(s: &str) -> String {
+    let b = s.as_bytes();
+    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && let (Some(h), Some(l)) = (
+                b.get(i + 1).and_then(|&c| hex(c)),
+                b.get(i + 2).and_then(|&c| hex(c)),
+            )
+        {
+            out.push(h * 16 + l);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 impl TryFrom<String> for PathPattern {
@@ -277,6 +301,8 @@ mod tests {
         let p = PathPattern::parse("/ws/chat/{room}/").unwrap();
         let m = p.matches("/ws/chat/lobby/").unwrap();
         assert_eq!(m["room"], "lobby");
+        assert_eq!(p.matches("/ws/chat/a%20b/").unwrap()["room"], "a b");
+        assert_eq!(p.matches("/ws/chat/100%/").unwrap()["room"], "100%");
         assert!(p.matches("/ws/chat//").is_none());
         assert!(p.matches("/ws/chat/a/b/").is_none());
         assert!(p.matches("/ws/chat/lobby").is_none());

@@ -35,6 +35,9 @@ pub enum EventKind {
 /// One event. Fields that do not apply are left out of the JSON.
 #[derive(Debug, Clone, PartialEq, Serialize, TS)]
 pub struct Event {
+    /// Position in this server run's event stream, from 1; set by [`EventLog::emit`].
+    /// A reader that has seen up to N skips anything at or below N.
+    pub seq: u64,
     /// RFC 3339 time with milliseconds, UTC.
     pub ts: String,
     /// What happened.
@@ -93,6 +96,7 @@ impl Event {
     /// An event of `kind` stamped now, with every optional field empty.
     pub fn new(kind: EventKind) -> Self {
         Self {
+            seq: 0,
             ts: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
             kind,
             conn: None,
@@ -140,11 +144,18 @@ pub const ROTATE_BYTES: u64 = 10 << 20;
 /// Rotated files kept (`.1` … `.5`).
 pub const ROTATE_KEEP: usize = 5;
 
+#[derive(Debug, Default)]
+struct Ring {
+    events: VecDeque<Arc<Logged>>,
+    last_seq: u64,
+}
+
 /// The event log shared by the whole server.
 #[derive(Debug)]
 pub struct EventLog {
-    /// The newest `ring_cap` events, for a UI that connects late. Locked only to push or copy.
-    ring: Mutex<VecDeque<Arc<Logged>>>,
+    /// The newest `ring_cap` events, for a UI that connects late, and the last `seq`
+    /// given. Locked only to number-push-send one event, or to copy.
+    ring: Mutex<Ring>,
     ring_cap: usize,
     /// Live fan-out; every `/_sockpit/api/events` socket and library subscriber holds a receiver.
     live: broadcast::Sender<Arc<Logged>>,
@@ -169,7 +180,10 @@ impl EventLog {
             tx
         });
         Self {
-            ring: Mutex::new(VecDeque::with_capacity(ring_cap.min(1024))),
+            ring: Mutex::new(Ring {
+                events: VecDeque::with_capacity(ring_cap.min(1024)),
+                last_seq: 0,
+            }),
             ring_cap,
             live,
             file,
@@ -178,22 +192,28 @@ impl EventLog {
     }
 
     /// Records an event.
-    pub fn emit(&self, event: Event) {
-        let json = serde_json::to_string(&event).unwrap_or_default();
-        let logged = Arc::new(Logged { event, json });
-        {
+    pub fn emit(&self, mut event: Event) {
+        let logged = {
+            // Numbered, stored and sent under one lock: ring order, live order and `seq`
+            // agree, so a reader can join `recent()` and the live stream without gaps or
+            // repeats.
             let mut ring = self.ring.lock();
-            if ring.len() >= self.ring_cap {
-                ring.pop_front();
+            ring.last_seq += 1;
+            event.seq = ring.last_seq;
+            let json = serde_json::to_string(&event).unwrap_or_default();
+            let logged = Arc::new(Logged { event, json });
+            if ring.events.len() >= self.ring_cap {
+                ring.events.pop_front();
             }
-            ring.push_back(logged.clone());
-        }
+            ring.events.push_back(logged.clone());
+            let _ = self.live.send(logged.clone());
+            logged
+        };
         if let Some(file) = &self.file
-            && file.try_send(ToFile::Line(logged.clone())).is_err()
+            && file.try_send(ToFile::Line(logged)).is_err()
         {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
-        let _ = self.live.send(logged);
     }
 
     /// A live subscription. Subscribe first, then read [`EventLog::recent`], so nothing falls between.
@@ -203,7 +223,7 @@ impl EventLog {
 
     /// The ring's contents, oldest first.
     pub fn recent(&self) -> Vec<Arc<Logged>> {
-        self.ring.lock().iter().cloned().collect()
+        self.ring.lock().events.iter().cloned().collect()
     }
 
     /// Tells the file writer to write what it has, flush and stop.

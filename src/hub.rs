@@ -327,13 +327,6 @@ impl Hub {
         v
     }
 
-    /// Asks every connection to close.
-    pub fn close_all(&self, code: u16, reason: &str) {
-        for c in self.conns.read().values() {
-            c.close(code, reason);
-        }
-    }
-
     /// Live connection count.
     pub fn connection_count(&self) -> usize {
         self.conns.read().len()

@@ -62,6 +62,9 @@ pub enum StartError {
     /// The auth setup is wrong.
     #[error(transparent)]
     Auth(#[from] auth::AuthError),
+    /// `api.key_env` names a variable that is not set.
+    #[error("api.key_env: environment variable {0} is not set")]
+    KeyEnvMissing(String),
 }
 
 /// Where the server keeps its files; from `SOCKPIT_DATA_DIR` by default.
@@ -119,14 +122,11 @@ impl Secrets {
         };
         let api_key = if !config.api.key.is_empty() {
             config.api.key.clone()
-        } else if let Some(v) = config
-            .api
-            .key_env
-            .as_ref()
-            .and_then(|var| std::env::var(var).ok())
-            .filter(|v| !v.is_empty())
-        {
-            v
+        } else if let Some(var) = &config.api.key_env {
+            std::env::var(var)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| StartError::KeyEnvMissing(var.clone()))?
         } else {
             datadir::read_or_generate(&paths.data_dir, datadir::API_KEY_FILE)?
         };
@@ -149,8 +149,14 @@ pub(crate) struct Shared {
     pub stats: watch::Receiver<Arc<StatsSnapshot>>,
     /// Cancelled once, by shutdown: every task watches it.
     pub stop: CancellationToken,
-    /// Every task the server spawns, so shutdown can wait for them.
+    /// Every background task (accept loop, HTTP connections, sampler, log writer), so
+    /// shutdown can wait for them.
     pub tracker: TaskTracker,
+    /// Every WebSocket task (clients, refused handshakes being closed, UI event streams):
+    /// shutdown waits for these to send their 1001 before the last event is written.
+    pub sockets: TaskTracker,
+    /// Set by the first `shutdown()`; later calls only wait.
+    pub shutting_down: std::sync::atomic::AtomicBool,
     pub started: Instant,
     pub local_addr: SocketAddr,
 }
@@ -178,16 +184,19 @@ impl Server {
     /// Binds `config.server.bind:port` and starts.
     pub async fn bind(config: Config, paths: Paths) -> Result<ServerHandle, StartError> {
         let addr = SocketAddr::new(config.server.bind, config.server.port);
-        let listener = TcpListener::bind(addr).await.map_err(|source| {
-            if source.kind() == std::io::ErrorKind::AddrInUse {
-                StartError::PortInUse {
-                    port: addr.port(),
-                    holder: portinfo::holder_of(addr.port()),
-                }
-            } else {
-                StartError::Bind { addr, source }
+        let listener = match TcpListener::bind(addr).await {
+            Ok(l) => l,
+            Err(source) if source.kind() == std::io::ErrorKind::AddrInUse => {
+                // Walking /proc blocks: keep it off the runtime's workers.
+                let port = addr.port();
+                let holder = tokio::task::spawn_blocking(move || portinfo::holder_of(port))
+                    .await
+                    .ok()
+                    .flatten();
+                return Err(StartError::PortInUse { port, holder });
             }
-        })?;
+            Err(source) => return Err(StartError::Bind { addr, source }),
+        };
         Self::start(config, listener, paths).await
     }
 
@@ -227,6 +236,8 @@ impl Server {
             stats: stats_rx,
             stop: stop.clone(),
             tracker: tracker.clone(),
+            sockets: TaskTracker::new(),
+            shutting_down: std::sync::atomic::AtomicBool::new(false),
             started,
             local_addr,
             config,
@@ -357,27 +368,27 @@ impl ServerHandle {
     /// Stops accepting, closes every client with 1001, flushes the log and waits for
     /// every task. Safe to call more than once, from several places.
     pub async fn shutdown(&self) {
-        let first = !self.shared.stop.is_cancelled();
+        use std::sync::atomic::Ordering;
+        let first = !self.shared.shutting_down.swap(true, Ordering::AcqRel);
         self.shared.stop.cancel();
-        self.shared.tracker.close();
         if first {
-            // Connection tasks see `stop` and send 1001 themselves; wait for them before
-            // the last event so `server_stopped` really is last.
-            let s = self.shared.clone();
-            let wait_clients = async move {
-                while s.hub.connection_count() > 0 {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-            };
-            let _ = tokio::time::timeout(Duration::from_secs(5), wait_clients).await;
+            // Socket tasks see `stop` and send 1001 themselves (a client that does not
+            // read gets CLOSE_WRITE_GRACE + CLOSE_GRACE); wait for them so that
+            // `server_stopped` really is the last event in the log.
+            self.shared.sockets.close();
+            let _ = tokio::time::timeout(SOCKETS_GRACE, self.shared.sockets.wait()).await;
             let mut e = Event::new(EventKind::ServerStopped);
             e.reason = Some("server stopping".into());
             self.shared.events.emit(e);
             self.shared.events.close().await;
+            self.shared.tracker.close();
         }
         self.shared.tracker.wait().await;
     }
 }
+
+/// How long shutdown waits for sockets to close: longer than one close can take.
+const SOCKETS_GRACE: Duration = Duration::from_secs(8);
 
 /// The whole HTTP surface: `/_sockpit/*` and, for every other path, the WebSocket
 /// endpoints (or a 404 that names the nearest endpoint).
@@ -536,7 +547,7 @@ async fn ws_or_not_found(
                 let status = v.status();
                 return ApiError::Handshake(status, v.reason).into_response();
             }
-            let guard = shared.tracker.token();
+            let guard = shared.sockets.token();
             ws.max_message_size(cfg.max_message_bytes.get())
                 .read_buffer_size(READ_BUFFER)
                 .on_upgrade(move |mut socket| async move {
@@ -554,7 +565,7 @@ async fn ws_or_not_found(
             let endpoint = matched.endpoint.clone();
             let channels = matched.channels(user.as_deref());
             let s = shared.clone();
-            let guard = shared.tracker.token();
+            let guard = shared.sockets.token();
             ws.max_message_size(cfg.max_message_bytes.get())
                 .max_frame_size(cfg.max_message_bytes.get())
                 .read_buffer_size(READ_BUFFER)

@@ -512,6 +512,12 @@ async fn events_socket_streams_hello_events_and_stats() -> Result<()> {
     let mut client = srv.connect("/ws/echo/").await;
     send_text(&mut client, "ping me").await;
     let mut kinds = Vec::new();
+    let mut seqs: Vec<u64> = hello["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
     let mut saw_stats = false;
     while kinds.len() < 3 || !saw_stats {
         let frame: Value = serde_json::from_str(&next_text(&mut ev).await?)?;
@@ -519,6 +525,7 @@ async fn events_socket_streams_hello_events_and_stats() -> Result<()> {
             Some("events") => {
                 for e in frame["events"].as_array().unwrap() {
                     kinds.push(e["kind"].as_str().unwrap().to_string());
+                    seqs.push(e["seq"].as_u64().unwrap());
                 }
             }
             Some("stats") => saw_stats = true,
@@ -526,6 +533,8 @@ async fn events_socket_streams_hello_events_and_stats() -> Result<()> {
         }
     }
     assert_eq!(kinds[..3], ["connected", "message_in", "message_out"]);
+    // `seq` runs on from the hello without gaps or repeats.
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
     // Without the key: 401.
     let err = connect(&srv.ws("/_sockpit/api/events"), &[])
         .await
@@ -603,5 +612,34 @@ async fn public_key_algorithms_verify_with_a_pem() -> Result<()> {
                 .is_err()
         );
     }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_ui_that_stopped_reading_cannot_stall_shutdown() -> Result<()> {
+    let srv = TestServer::default().await;
+    // A UI events socket that never reads after the handshake.
+    let mut raw = tokio::net::TcpStream::connect(srv.handle.local_addr()).await?;
+    raw.write_all(
+        format!(
+            "GET /_sockpit/api/events HTTP/1.1\r\nHost: localhost\r\nX-API-Key: {KEY}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await?;
+    // Enough events to fill every buffer between the server and that socket.
+    let mut client = srv.connect("/ws/echo/").await;
+    let line = "z".repeat(190);
+    for _ in 0..8000 {
+        client.send(Message::text(line.clone())).await?;
+    }
+    for _ in 0..8000 {
+        next_text(&mut client).await?;
+    }
+    let h = srv.handle.clone();
+    tokio::time::timeout(Duration::from_secs(20), h.shutdown())
+        .await
+        .expect("shutdown finished although a UI socket stopped reading");
+    drop(raw);
     Ok(())
 }

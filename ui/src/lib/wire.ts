@@ -5,6 +5,11 @@ export type EventKind = "server_started" | "server_stopped" | "server_error" | "
 
 export type Event = { 
 /**
+ * Position in this server run's event stream, from 1; set by [`EventLog::emit`].
+ * A reader that has seen up to N skips anything at or below N.
+ */
+seq: number, 
+/**
  * RFC 3339 time with milliseconds, UTC.
  */
 ts: string, 
