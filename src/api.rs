@@ -47,6 +47,9 @@ pub enum ApiError {
     /// 404.
     #[error("{0}")]
     NotFound(String),
+    /// 409.
+    #[error("{0}")]
+    Conflict(String),
     /// 413.
     #[error("{0}")]
     TooLarge(String),
@@ -68,6 +71,7 @@ impl ApiError {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::UpgradeRequired(_) => StatusCode::UPGRADE_REQUIRED,
@@ -84,6 +88,7 @@ impl IntoResponse for ApiError {
             StatusCode::UNAUTHORIZED => "unauthorized",
             StatusCode::FORBIDDEN => "forbidden",
             StatusCode::NOT_FOUND => "not_found",
+            StatusCode::CONFLICT => "conflict",
             StatusCode::PAYLOAD_TOO_LARGE => "too_large",
             StatusCode::UNPROCESSABLE_ENTITY => "invalid",
             StatusCode::UPGRADE_REQUIRED => "upgrade_required",
@@ -120,6 +125,14 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router<Arc<Shared>> {
         .route("/_sockpit/api/token", post(token_handler))
         .route("/_sockpit/api/events", get(events_handler))
         .route("/_sockpit/api/doctor", post(doctor_handler))
+        .route(
+            "/_sockpit/api/config",
+            get(config_get_handler).put(config_put_handler),
+        )
+        .route(
+            "/_sockpit/api/config/validate",
+            post(config_validate_handler),
+        )
         .route(
             "/_sockpit/api/endpoints",
             get(|State(shared): State<Arc<Shared>>| async move {
@@ -512,6 +525,92 @@ async fn doctor_handler(
     Ok(Json(
         crate::doctor::run(&shared.config, &shared.verifier, &opts).await,
     ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigText {
+    toml: String,
+}
+
+async fn config_get_handler(
+    State(shared): State<Arc<Shared>>,
+) -> Json<crate::settings::ConfigView> {
+    Json(crate::settings::view(
+        shared.paths.config_file.as_deref(),
+        shared.local_addr.port(),
+    ))
+}
+
+async fn config_validate_handler(
+    State(shared): State<Arc<Shared>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<crate::settings::Validated>, ApiError> {
+    let req: ConfigText = parse_body(body)?;
+    crate::settings::validate(&req.toml, shared.paths.config_file.as_deref())
+        .map(|(_, ok)| Json(ok))
+        .map_err(|e| ApiError::Unprocessable(e.to_string()))
+}
+
+/// Validates, checks the new address is free, saves the file, and hands the config to
+/// the server's owner to restart with. An invalid config changes nothing: the file
+/// stays and the server keeps running.
+async fn config_put_handler(
+    State(shared): State<Arc<Shared>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<crate::wire::ConfigApplied>, ApiError> {
+    let req: ConfigText = parse_body(body)?;
+    let file = shared.paths.config_file.as_deref();
+    let (mut next, _) = crate::settings::validate(&req.toml, file)
+        .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+    next.apply_env(|k| std::env::var(k).ok())
+        .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+    let now = shared.local_addr;
+    let addr = std::net::SocketAddr::new(next.server.bind, next.server.port);
+    if addr != now && addr.port() != 0 {
+        // The running server stays if the new address is taken.
+        if let Err(e) = std::net::TcpListener::bind(addr) {
+            let port = addr.port();
+            let holder = tokio::task::spawn_blocking(move || crate::portinfo::holder_of(port))
+                .await
+                .ok()
+                .flatten()
+                .map(|h| format!(" (held by {h})"))
+                .unwrap_or_default();
+            return Err(ApiError::Unprocessable(
+                if e.kind() == std::io::ErrorKind::AddrInUse {
+                    format!("server.port: port {port} is in use{holder}")
+                } else {
+                    format!("server.bind: cannot listen on {addr}: {e}")
+                },
+            ));
+        }
+    }
+    let secrets = crate::server::Secrets::resolve(&next, &shared.paths)
+        .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+    crate::settings::save(&req.toml, file).map_err(|e| match e {
+        crate::settings::SaveError::Invalid(e) => ApiError::Unprocessable(e.to_string()),
+        other => ApiError::Conflict(other.to_string()),
+    })?;
+    let host = if next.server.bind.is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        next.server.bind.to_string()
+    };
+    let port = if next.server.port == 0 {
+        now.port()
+    } else {
+        next.server.port
+    };
+    let base_url = format!("http://{host}:{port}");
+    let login_url = format!("{base_url}/_sockpit/login?key={}", secrets.api_key);
+    shared.applied.send_replace(Some(Arc::new(next)));
+    Ok(Json(crate::wire::ConfigApplied {
+        ok: true,
+        restarting: true,
+        base_url,
+        login_url,
+    }))
 }
 
 async fn metrics_handler(State(shared): State<Arc<Shared>>) -> Response {

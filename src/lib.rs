@@ -14,6 +14,7 @@
 //! - [`stats`]: live snapshots with rates, and Prometheus text.
 //! - [`config`]: the TOML schema, parsed and validated once.
 //! - [`datadir`]: generated secrets and the log file's home.
+//! - [`settings`]: the config file behind Settings: view, validate, save.
 //! - [`doctor`]: the checks behind `sockpit doctor` and the Doctor screen.
 //! - [`portinfo`]: which process holds a port.
 //! - [`wire`]: the types shared with the UI and their generated TypeScript.
@@ -31,6 +32,7 @@ pub mod hub;
 pub mod origin;
 pub mod portinfo;
 pub mod server;
+pub mod settings;
 pub mod stats;
 pub mod wire;
 

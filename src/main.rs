@@ -170,7 +170,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             init_tracing();
             let rt = tokio::runtime::Runtime::new().context("starting the runtime")?;
-            rt.block_on(serve(config))
+            let config_file = cli
+                .config
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(sockpit::config::DEFAULT_FILE));
+            rt.block_on(serve(config, config_file))
         }
     }
 }
@@ -204,9 +208,43 @@ fn init_tracing() {
         .init();
 }
 
-async fn serve(config: Config) -> Result<ExitCode> {
-    let paths = Paths::from_env()?;
-    let handle = Server::bind(config, paths.clone()).await?;
+/// Serves until a signal; a config saved through Settings restarts the server with it
+/// (on failure, the previous config comes back).
+async fn serve(config: Config, config_file: PathBuf) -> Result<ExitCode> {
+    let paths = Paths::from_env()?.with_config_file(Some(config_file));
+    let mut handle = Server::bind(config, paths.clone()).await?;
+    banner(&handle, &paths);
+    let signal = sockpit::server::shutdown_signal();
+    tokio::pin!(signal);
+    loop {
+        let mut applied = handle.applied_config();
+        tokio::select! {
+            _ = &mut signal => break,
+            changed = applied.changed() => {
+                let Some(next) = changed.ok().and_then(|_| applied.borrow().clone()) else {
+                    continue;
+                };
+                let previous = handle.config().clone();
+                eprintln!("config saved through Settings: restarting");
+                handle.shutdown().await;
+                handle = match Server::bind((*next).clone(), paths.clone()).await {
+                    Ok(h) => h,
+                    Err(e) => {
+                        eprintln!("sockpit: the new config does not start ({e}); back to the previous one");
+                        Server::bind(previous, paths.clone()).await?
+                    }
+                };
+                banner(&handle, &paths);
+            }
+        }
+    }
+    eprintln!("stopping: closing clients with 1001");
+    handle.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What `serve` prints: where everything is.
+fn banner(handle: &sockpit::ServerHandle, paths: &Paths) {
     let addr = handle.local_addr();
     let host = if addr.ip().is_unspecified() {
         "localhost".to_string()
@@ -253,32 +291,5 @@ async fn serve(config: Config) -> Result<ExitCode> {
             "warning: bound to {} — reachable from your network; use 127.0.0.1 unless you mean it",
             addr.ip()
         );
-    }
-
-    wait_for_signal().await;
-    eprintln!("stopping: closing clients with 1001");
-    handle.shutdown().await;
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }

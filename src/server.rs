@@ -72,14 +72,28 @@ pub enum StartError {
 pub struct Paths {
     /// The data dir.
     pub data_dir: PathBuf,
+    /// The config file Settings reads and writes; `None`: Settings is read-only.
+    pub config_file: Option<PathBuf>,
 }
 
 impl Paths {
-    /// `SOCKPIT_DATA_DIR`, else the OS data dir.
+    /// `SOCKPIT_DATA_DIR`, else the OS data dir; no config file.
     pub fn from_env() -> Result<Self, datadir::DataDirError> {
-        Ok(Self {
-            data_dir: datadir::resolve()?,
-        })
+        Ok(Self::in_dir(datadir::resolve()?))
+    }
+
+    /// Everything in `data_dir`; no config file.
+    pub fn in_dir(data_dir: PathBuf) -> Self {
+        Self {
+            data_dir,
+            config_file: None,
+        }
+    }
+
+    /// The same, with the config file Settings writes.
+    pub fn with_config_file(mut self, file: Option<PathBuf>) -> Self {
+        self.config_file = file;
+        self
     }
 
     /// The event log file for `config`.
@@ -157,6 +171,11 @@ pub(crate) struct Shared {
     pub sockets: TaskTracker,
     /// Set by the first `shutdown()`; later calls only wait.
     pub shutting_down: std::sync::atomic::AtomicBool,
+    /// Where secrets, the log and the config file live.
+    pub paths: Paths,
+    /// A config saved through Settings, for whoever owns this server to restart with
+    /// (the CLI's serve loop, the desktop controller). Written by the API only.
+    pub applied: watch::Sender<Option<Arc<Config>>>,
     pub started: Instant,
     pub local_addr: SocketAddr,
 }
@@ -238,6 +257,8 @@ impl Server {
             tracker: tracker.clone(),
             sockets: TaskTracker::new(),
             shutting_down: std::sync::atomic::AtomicBool::new(false),
+            paths,
+            applied: watch::channel(None).0,
             started,
             local_addr,
             config,
@@ -353,6 +374,13 @@ impl ServerHandle {
         claims: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<String, auth::AuthError> {
         self.shared.verifier.mint(user_id, ttl, claims)
+    }
+
+    /// Configs saved through Settings (`PUT /_sockpit/api/config`): the owner restarts
+    /// the server with the newest one. The file is already written; the config carries
+    /// the environment overrides.
+    pub fn applied_config(&self) -> watch::Receiver<Option<Arc<Config>>> {
+        self.shared.applied.subscribe()
     }
 
     /// Whether shutdown has begun.
@@ -647,4 +675,28 @@ fn check(
         principal,
         slot,
     })
+}
+
+/// Resolves on Ctrl-C or SIGTERM: the signals on which a Sockpit process stops
+/// gracefully.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -191,6 +191,26 @@ impl EndpointsResponse {
     }
 }
 
+/// `PUT /_sockpit/api/config`: the file is saved and the server restarts.
+#[derive(Debug, Serialize, TS)]
+pub struct ConfigApplied {
+    /// Always true.
+    pub ok: bool,
+    /// Always true: the owner restarts the server with the new config.
+    pub restarting: bool,
+    /// Where the restarted server answers.
+    pub base_url: String,
+    /// Its UI login URL (a browser follows it after the restart).
+    pub login_url: String,
+}
+
+/// `PUT /_sockpit/api/config` and `POST /_sockpit/api/config/validate` body.
+#[derive(Debug, Serialize, TS)]
+pub struct ConfigText {
+    /// The whole TOML file.
+    pub toml: String,
+}
+
 /// An API error body.
 #[derive(Debug, Serialize, TS)]
 pub struct ErrorBody {
@@ -220,6 +240,10 @@ pub fn typescript() -> String {
         DoctorRequest::decl(),
         EndpointInfo::decl(),
         EndpointsResponse::decl(),
+        crate::settings::ConfigView::decl(),
+        crate::settings::Validated::decl(),
+        ConfigApplied::decl(),
+        ConfigText::decl(),
     ];
     ts_module("src/wire.rs", "cargo test wire", decls)
 }

@@ -324,14 +324,8 @@ async fn generated_secret_and_key_are_private_and_stable() -> Result<()> {
     }
     // A second server on the same data dir uses the same secret and key.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let again = sockpit::Server::start(
-        cfg,
-        listener,
-        sockpit::Paths {
-            data_dir: srv.data_dir.clone(),
-        },
-    )
-    .await?;
+    let again =
+        sockpit::Server::start(cfg, listener, sockpit::Paths::in_dir(srv.data_dir.clone())).await?;
     assert_eq!(again.api_key(), key);
     let addr = again.local_addr();
     let (mut ws, _) =
@@ -435,5 +429,85 @@ async fn endpoints_describe_the_config_for_the_test_client() -> Result<()> {
     assert_eq!(e["auth"], "jwt");
     assert_eq!(e["on_message"], "broadcast");
     assert_eq!(r["token_query"], "token");
+    Ok(())
+}
+
+#[tokio::test]
+async fn settings_validate_refuse_and_save() -> Result<()> {
+    let srv = TestServer::default().await;
+    let file = srv.data_dir.join("sockpit.toml");
+    let view = srv.get_json("/_sockpit/api/config").await;
+    assert_eq!(view["exists"], false);
+    assert!(view["toml"].as_str().unwrap().contains("[server]"));
+
+    let bad = client()
+        .post(srv.http("/_sockpit/api/config/validate"))
+        .bearer_auth(KEY)
+        .json(&json!({"toml": "[server]\nport = 9000\nbogus = 1\n"}))
+        .send()
+        .await?;
+    assert_eq!(bad.status(), 422);
+    let e: Value = bad.json().await?;
+    assert!(
+        e["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("sockpit.toml:3: server.bogus:"),
+        "{e}"
+    );
+
+    // An invalid PUT writes nothing and the server keeps running.
+    let r = client()
+        .put(srv.http("/_sockpit/api/config"))
+        .bearer_auth(KEY)
+        .json(&json!({"toml": "[server]\nbogus = 1\n"}))
+        .send()
+        .await?;
+    assert_eq!(r.status(), 422);
+    assert!(!file.exists());
+    let mut applied = srv.handle.applied_config();
+    assert!(applied.borrow().is_none());
+    assert_eq!(
+        reqwest::get(srv.http("/_sockpit/healthz")).await?.status(),
+        200
+    );
+
+    // A taken port is refused too.
+    let held = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let taken = held.local_addr()?.port();
+    let r = client()
+        .put(srv.http("/_sockpit/api/config"))
+        .bearer_auth(KEY)
+        .json(&json!({"toml": format!("[server]\nport = {taken}\n")}))
+        .send()
+        .await?;
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await?.contains(&format!("port {taken} is in use")));
+
+    let free = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let text = format!("[server]\nport = {free}\n");
+    let r: Value = client()
+        .put(srv.http("/_sockpit/api/config"))
+        .bearer_auth(KEY)
+        .json(&json!({ "toml": text }))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(r["restarting"], true);
+    assert_eq!(r["base_url"], format!("http://127.0.0.1:{free}"));
+    // The saved file sets no key, so the restarted server uses the generated one.
+    let generated = std::fs::read_to_string(srv.data_dir.join("api_key"))?;
+    assert!(
+        r["login_url"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("key={generated}"))
+    );
+    assert_eq!(std::fs::read_to_string(&file)?, text);
+    applied.changed().await?;
+    assert_eq!(applied.borrow().as_ref().unwrap().server.port, free);
     Ok(())
 }

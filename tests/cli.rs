@@ -250,3 +250,40 @@ fn token_is_simplejwt_shaped_and_verifies() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn settings_saved_through_the_api_restart_serve_on_the_new_port() -> Result<()> {
+    let dir = temp_dir("cli-settings");
+    std::fs::write(dir.join("sockpit.toml"), "[api]\nkey = \"k\"\n")?;
+    let mut s = serve(&dir, &[])?;
+    let old = format!("127.0.0.1:{}", s.port);
+    let mut ws = connect(&format!("ws://{old}/ws/echo/"), &[]).await?;
+    let free = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let text = format!("[server]\nport = {free}\n\n[api]\nkey = \"k\"\n");
+    let r = reqwest::Client::new()
+        .put(format!("http://{old}/_sockpit/api/config"))
+        .bearer_auth("k")
+        .json(&serde_json::json!({ "toml": text }))
+        .send()
+        .await?;
+    assert_eq!(r.status(), 200);
+    assert_eq!(closed(&mut ws).await?, (1001, "server stopping".into()));
+    let mut up = false;
+    for _ in 0..100 {
+        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{free}/_sockpit/healthz")).await {
+            up = r.status() == 200;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(up, "the server came back on the new port");
+    assert_eq!(std::fs::read_to_string(dir.join("sockpit.toml"))?, text);
+    sigterm(&s.child);
+    assert_eq!(
+        wait_exit(&mut s.child, Duration::from_secs(10)).code(),
+        Some(0)
+    );
+    Ok(())
+}

@@ -2,7 +2,6 @@
 //! status. Knows nothing of Tauri: the shell watches [`Controller::watch`] and mirrors
 //! the status into the tray, the window and notifications.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -120,16 +119,15 @@ pub struct Controller {
     /// Serialises start/stop/restart. A tokio mutex on purpose: a lifecycle step awaits
     /// the server's start or shutdown, and a second click must wait for the first.
     inner: Mutex<Inner>,
+    /// Data dir, and the desktop config file (`paths.config_file`).
     paths: Paths,
-    /// Where the desktop config lives (written only by `use_port`).
-    config_file: Option<PathBuf>,
     /// The current status; the shell watches it.
     status: watch::Sender<Status>,
 }
 
 impl Controller {
     /// A stopped controller for `config`.
-    pub fn new(config: Config, paths: Paths, config_file: Option<PathBuf>, tray: bool) -> Self {
+    pub fn new(config: Config, paths: Paths, tray: bool) -> Self {
         let (status, _) = watch::channel(Status::stopped(config.server.port, tray));
         Self {
             inner: Mutex::new(Inner {
@@ -137,7 +135,6 @@ impl Controller {
                 handle: None,
             }),
             paths,
-            config_file,
             status,
         }
     }
@@ -233,22 +230,37 @@ impl Controller {
     }
 
     /// Switches to a free port (the "use another port" button), saves it in the desktop
-    /// config, and starts.
+    /// config file, and starts. Only the port is changed on disk: overrides from the
+    /// environment (secrets among them) never reach the file, and a file that does not
+    /// load is left alone.
     pub async fn use_free_port(&self) -> Result<Status, ControlError> {
-        let port = {
-            let inner = self.inner.lock().await;
-            free_port(inner.config.server.bind)
-                .ok_or_else(|| ControlError::Start("no free port found".into()))?
-        };
-        self.stop().await;
-        {
-            let mut inner = self.inner.lock().await;
-            inner.config.server.port = port;
-            if let Some(file) = &self.config_file {
-                sockpit::datadir::write_private(file, inner.config.to_toml().as_bytes())
-                    .map_err(|e| ControlError::Config(e.to_string()))?;
-            }
+        let bind = self.inner.lock().await.config.server.bind;
+        let port =
+            free_port(bind).ok_or_else(|| ControlError::Start("no free port found".into()))?;
+        if let Some(file) = &self.paths.config_file {
+            let text = if file.exists() {
+                let mut on_disk = Config::from_file(file).map_err(|e| {
+                    ControlError::Config(format!(
+                        "{e} (fix the config file first; it was left as it is)"
+                    ))
+                })?;
+                on_disk.server.port = port;
+                on_disk.to_toml()
+            } else {
+                format!("[server]\nport = {port}\n")
+            };
+            sockpit::datadir::write_private(file, text.as_bytes())
+                .map_err(|e| ControlError::Config(e.to_string()))?;
         }
+        let mut config = self.inner.lock().await.config.clone();
+        config.server.port = port;
+        self.apply(config).await
+    }
+
+    /// Restarts with `config` (saved through Settings, or a new port).
+    pub async fn apply(&self, config: Config) -> Result<Status, ControlError> {
+        self.stop().await;
+        self.inner.lock().await.config = config;
         self.start().await
     }
 

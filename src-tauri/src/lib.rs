@@ -35,10 +35,9 @@ pub const MAIN_WINDOW: &str = "main";
 pub struct Options {
     /// The server config (already validated).
     pub config: Config,
-    /// Data dir for secrets and the log.
+    /// Data dir for secrets and the log; `paths.config_file` is the desktop config that
+    /// Settings and "use another port" write.
     pub paths: Paths,
-    /// The desktop config file, written by "use another port".
-    pub config_file: Option<PathBuf>,
     /// Whether to create the tray (false where its library is missing, and in tests).
     pub tray: bool,
     /// Whether to register the OS-facing plugins (autostart, notification, clipboard,
@@ -53,12 +52,7 @@ pub fn run_app<R: Runtime>(
     context: tauri::Context<R>,
     opts: Options,
 ) -> tauri::Result<App<R>> {
-    let controller = Arc::new(Controller::new(
-        opts.config,
-        opts.paths,
-        opts.config_file,
-        opts.tray,
-    ));
+    let controller = Arc::new(Controller::new(opts.config, opts.paths, opts.tray));
     if opts.plugins {
         builder = builder
             .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
@@ -73,6 +67,7 @@ pub fn run_app<R: Runtime>(
             .plugin(tauri_plugin_clipboard_manager::init());
     }
     let with_tray = opts.tray;
+    let with_plugins = opts.plugins;
     builder
         .manage(controller.clone())
         .invoke_handler(tauri::generate_handler![
@@ -107,11 +102,20 @@ pub fn run_app<R: Runtime>(
                 );
             }
             tauri::async_runtime::spawn(mirror_status(handle.clone(), controller.clone()));
-            tauri::async_runtime::spawn(count_connections(controller.clone()));
+            tauri::async_runtime::spawn(follow_server(controller.clone()));
             let c = controller.clone();
             tauri::async_runtime::spawn(async move {
                 let _ = c.start().await;
             });
+            if with_plugins {
+                // SIGTERM or Ctrl-C: stop as Quit does (clients get 1001, the log is flushed).
+                let (c, app) = (controller.clone(), handle.clone());
+                tauri::async_runtime::spawn(async move {
+                    sockpit::server::shutdown_signal().await;
+                    c.stop().await;
+                    app.exit(0);
+                });
+            }
             Ok(())
         })
         .build(context)
@@ -235,16 +239,32 @@ async fn mirror_status<R: Runtime>(app: AppHandle<R>, controller: Arc<Controller
     }
 }
 
-/// Keeps the status' connection count (and so the tooltip) current while running.
-async fn count_connections(controller: Arc<Controller>) {
+/// While a server runs: keeps the status' connection count (and so the tooltip)
+/// current, and restarts with a config saved through Settings.
+async fn follow_server(controller: Arc<Controller>) {
     let mut status = controller.watch();
     loop {
         if let Some(handle) = controller.handle().await {
             let mut stats = handle.watch_stats();
-            // Ends when the server stops and its sampler drops the sender.
-            while stats.changed().await.is_ok() {
-                let n = stats.borrow_and_update().connections;
-                controller.set_connections(n);
+            let mut applied = handle.applied_config();
+            loop {
+                tokio::select! {
+                    // Ends when the server stops and its sampler drops the sender.
+                    r = stats.changed() => {
+                        if r.is_err() {
+                            break;
+                        }
+                        let n = stats.borrow_and_update().connections;
+                        controller.set_connections(n);
+                    }
+                    r = applied.changed() => {
+                        let next = r.ok().and_then(|_| applied.borrow().clone());
+                        if let Some(config) = next {
+                            let _ = controller.apply((*config).clone()).await;
+                        }
+                        break;
+                    }
+                }
             }
         }
         if status.changed().await.is_err() {
@@ -296,7 +316,7 @@ pub fn main() -> anyhow::Result<()> {
     if let Some(e) = &config_error {
         tracing::error!("config: {e} — running with the defaults; the file is left as it is");
     }
-    let paths = Paths::from_env()?;
+    let paths = Paths::from_env()?.with_config_file(config_file);
     if !has_display() {
         return headless(config, paths);
     }
@@ -306,7 +326,6 @@ pub fn main() -> anyhow::Result<()> {
         Options {
             config,
             paths,
-            config_file,
             tray: tray::available(),
             plugins: true,
         },
@@ -336,7 +355,7 @@ fn headless(config: Config, paths: Paths) -> anyhow::Result<()> {
             addr.port(),
             handle.api_key()
         );
-        tokio::signal::ctrl_c().await?;
+        sockpit::server::shutdown_signal().await;
         handle.shutdown().await;
         anyhow::Ok(())
     })

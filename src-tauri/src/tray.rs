@@ -74,6 +74,9 @@ pub struct Tray<R: Runtime> {
     icon: TrayIcon<R>,
     toggle: MenuItem<R>,
     autostart: CheckMenuItem<R>,
+    /// What the tray shows now: the count changes up to four times a second, and each
+    /// change would otherwise redecode the icon and redraw the menu over D-Bus.
+    shown: std::sync::Mutex<(ServerState, String)>,
 }
 
 impl<R: Runtime> Tray<R> {
@@ -130,14 +133,24 @@ impl<R: Runtime> Tray<R> {
             icon,
             toggle,
             autostart: autostart_item,
+            shown: std::sync::Mutex::new((status.state, status.tooltip())),
         })
     }
 
     /// Mirrors `status` into the icon, tooltip and Start/Stop label.
     pub fn update(&self, status: &Status) {
-        let _ = self.icon.set_icon(icon_for(status.state).ok());
-        let _ = self.icon.set_tooltip(Some(status.tooltip()));
-        let _ = self.toggle.set_text(toggle_label(status.state));
+        let tooltip = status.tooltip();
+        let Ok(mut shown) = self.shown.lock() else {
+            return;
+        };
+        if shown.0 != status.state {
+            let _ = self.icon.set_icon(icon_for(status.state).ok());
+            let _ = self.toggle.set_text(toggle_label(status.state));
+        }
+        if shown.1 != tooltip {
+            let _ = self.icon.set_tooltip(Some(tooltip.clone()));
+        }
+        *shown = (status.state, tooltip);
     }
 
     /// Sets the Launch-at-login check mark.

@@ -38,10 +38,7 @@ fn app(tag: &str, port: u16, config_file: Option<PathBuf>) -> TestApp {
         mock_context(noop_assets()),
         Options {
             config,
-            paths: Paths {
-                data_dir: temp(tag),
-            },
-            config_file,
+            paths: Paths::in_dir(temp(tag)).with_config_file(config_file),
             tray: false,
             plugins: false,
         },

@@ -78,9 +78,7 @@ impl TestServer {
         let handle = Server::start(
             config,
             listener,
-            Paths {
-                data_dir: data_dir.clone(),
-            },
+            Paths::in_dir(data_dir.clone()).with_config_file(Some(data_dir.join("sockpit.toml"))),
         )
         .await
         .expect("server starts");

@@ -2,7 +2,7 @@
 // (under Xvfb in CI), driven over the W3C WebDriver protocol by WebKitWebDriver.
 // Run by `make test` as: xvfb-run -a dbus-run-session -- npm run e2e:desktop
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -206,6 +206,33 @@ describe("the desktop app", () => {
     await screenshot("desktop.png");
     await run(`window.__e2e.forEach((s) => s.close());`);
     await expect.poll(() => text('[data-testid="conn-count"]'), { timeout: 10_000 }).toBe("0");
+  });
+
+  test("the test client connects with one click and sends", async () => {
+    const key = readFileSync(join(dataDir, "api_key"), "utf8").trim();
+    const api = (path: string, body?: unknown) =>
+      fetch(`http://127.0.0.1:${port}/_sockpit/api/${path}`, {
+        method: body === undefined ? "GET" : "POST",
+        headers: { "x-api-key": key, "content-type": "application/json" },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      }).then((r) => r.json() as Promise<any>);
+    const before = (await api("stats")).messages_in;
+    await click('[data-testid="nav-client"]');
+    // One click: the first endpoint is /ws/dashboard/ (jwt); the client mints the token.
+    await click('[data-testid="client-connect"]');
+    await expect.poll(async () => (await api("stats")).connections, { timeout: 10_000 }).toBe(1);
+    expect((await api("publish", { channel: "dashboard", data: "hello desktop" })).delivered).toBe(1);
+    const received = () =>
+      run(`return [...document.querySelectorAll('[data-testid="client-msg"]')].map((e) => e.textContent).join("|")`);
+    await expect.poll(received, { timeout: 10_000 }).toContain("hello desktop");
+    const input = await find('[data-testid="client-input"]');
+    await call("POST", `/element/${input}/value`, { text: "from the desktop client" });
+    await click('[data-testid="client-send"]');
+    await expect.poll(async () => (await api("stats")).messages_in, { timeout: 10_000 }).toBe(before + 1);
+    await screenshot("desktop-client.png");
+    await click('[data-testid="client-close"]');
+    await expect.poll(async () => (await api("stats")).connections, { timeout: 10_000 }).toBe(0);
+    await click('[data-testid="nav-overview"]');
   });
 
   test("stop and start through the controller the tray menu uses", async () => {

@@ -2,7 +2,10 @@
 // /_sockpit/ and authenticates with the session cookie; inside Tauri the shell
 // injects `window.__SOCKPIT__ = { base, key }` and the key goes in a header
 // (and in `?key=` on the events WebSocket, which cannot carry headers).
-import type { ConnectionsResponse, ErrorBody, EventsFrame, StatsSnapshot } from "./wire";
+import type {
+  ConfigApplied, ConfigText, ConfigView, ConnectionsResponse, DoctorRequest, EndpointsResponse, ErrorBody,
+  EventsFrame, PublishRequest, PublishResponse, Report, StatsSnapshot, TokenRequest, TokenResponse, Validated,
+} from "./wire";
 
 declare global {
   interface Window {
@@ -40,16 +43,24 @@ export class ApiError extends Error {
   constructor(
     readonly status: number,
     message: string,
+    /** The API's `detail` (or the body text), without the status prefix. */
+    readonly detail = message,
   ) {
     super(message);
   }
 }
 
-async function request<T>(method: string, path: string): Promise<T> {
+async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
   const { base, key } = config();
   const headers: Record<string, string> = { Accept: "application/json" };
   if (key) headers["X-API-Key"] = key;
-  const res = await fetch(`${base}${path}`, { method, headers, credentials: "same-origin" });
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const res = await fetch(`${base}${path}`, {
+    method,
+    headers,
+    credentials: "same-origin",
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
   const text = await res.text();
   if (!res.ok) {
     let detail = text || res.statusText;
@@ -59,7 +70,7 @@ async function request<T>(method: string, path: string): Promise<T> {
     } catch {
       /* not JSON: keep the text */
     }
-    throw new ApiError(res.status, `${res.status}: ${detail}`);
+    throw new ApiError(res.status, `${res.status}: ${detail}`, detail);
   }
   return (text ? JSON.parse(text) : undefined) as T;
 }
@@ -71,6 +82,27 @@ export const fetchConnections = () => request<ConnectionsResponse>("GET", "/api/
 export function kickConnection(id: string, code = 4000, reason = "kicked from Sockpit UI"): Promise<unknown> {
   const q = new URLSearchParams({ code: String(code), reason });
   return request("DELETE", `/api/connections/${encodeURIComponent(id)}?${q}`);
+}
+
+export const fetchEndpoints = () => request<EndpointsResponse>("GET", "/api/endpoints");
+
+export const mintToken = (req: TokenRequest) => request<TokenResponse>("POST", "/api/token", req);
+
+export const publish = (req: PublishRequest) => request<PublishResponse>("POST", "/api/publish", req);
+
+export const runDoctor = (req: DoctorRequest) => request<Report>("POST", "/api/doctor", req);
+
+export const fetchConfig = () => request<ConfigView>("GET", "/api/config");
+
+/** 422 throws an ApiError whose `detail` names file:line: key: reason. */
+export const validateConfig = (toml: string) => request<Validated>("POST", "/api/config/validate", { toml } satisfies ConfigText);
+
+/** Writes the file; the server then restarts (maybe on another port). */
+export const applyConfig = (toml: string) => request<ConfigApplied>("PUT", "/api/config", { toml } satisfies ConfigText);
+
+/** `http://127.0.0.1:8000`: the server's own URL, for copyable commands. */
+export function serverOrigin(): string {
+  return new URL(config().base).origin;
 }
 
 /** Host (with port) of the Sockpit server, for the WebSocket URLs shown to the user. */
@@ -112,4 +144,10 @@ export function openEvents(h: EventsHandlers): WebSocket {
   };
   ws.onclose = (ev) => h.onClose(ev);
   return ws;
+}
+
+/** `ws://127.0.0.1:8000`: where the configured WebSocket endpoints live. */
+export function wsBase(): string {
+  const u = new URL(config().base);
+  return `${u.protocol === "https:" ? "wss" : "ws"}://${u.host}`;
 }

@@ -1,7 +1,8 @@
 // Desktop-only state: the server's status as the shell reports it. The window reads the
 // status once on load (events sent before it listened are lost) and then follows the
 // shell's status events; while running, the API base and key come from that status.
-import { setConfig } from "./api";
+import { config, setConfig } from "./api";
+import { reconnect, setRetryGate } from "./live.svelte";
 import type { Status } from "./desktop-wire";
 import { desktop, inTauri } from "./tauri";
 
@@ -10,19 +11,27 @@ export const shell = $state({
   status: null as Status | null,
   busy: false,
   error: "",
+  lastState: null as Status["state"] | null,
 });
 
 function apply(s: Status, onRunning: () => void): void {
   shell.status = s;
   if (s.state === "running" && s.base_url) {
-    setConfig({ base: `${s.base_url}/_sockpit`, key: s.api_key });
+    const base = `${s.base_url}/_sockpit`;
+    const moved = config().base !== base || config().key !== s.api_key;
+    setConfig({ base, key: s.api_key });
     onRunning();
+    // After Start, Restart or a new port: connect now, not after the backoff.
+    if (moved || shell.lastState !== "running") reconnect();
   }
+  shell.lastState = s.state;
 }
 
 /** In the desktop app, follows the shell's status; `onRunning` starts the live view. */
 export async function startDesktop(onRunning: () => void): Promise<boolean> {
   if (!inTauri()) return false;
+  // While the shell says the server is down, the events socket waits for it.
+  setRetryGate(() => shell.status?.state === "running");
   await desktop.onStatus((s) => apply(s, onRunning));
   apply(await desktop.status(), onRunning);
   return true;
@@ -33,7 +42,8 @@ export async function act(action: "start" | "stop" | "restart" | "useFreePort"):
   shell.busy = true;
   shell.error = "";
   try {
-    shell.status = await desktop[action]();
+    // The status itself arrives as an event; the reply only ends the busy state.
+    await desktop[action]();
   } catch (e) {
     const err = e as { message?: string } | string;
     shell.error = typeof err === "string" ? err : (err.message ?? String(e));

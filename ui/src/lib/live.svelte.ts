@@ -1,7 +1,7 @@
 // App-wide live state: the events socket, its reconnect loop, the event store
 // and the stats ring, exposed to components through a small $state object.
 import { fetchStats, openEvents } from "./api";
-import { EventStore, FrameBatcher, StatsRing, newerThan } from "./store";
+import { EventStore, FrameBatcher, StatsRing, isNewRun, unseen } from "./store";
 import type { Event, StatsSnapshot } from "./wire";
 
 export type LinkState = "connecting" | "open" | "closed";
@@ -24,7 +24,9 @@ export const live = $state({
 export const store = new EventStore();
 export const ring = new StatsRing();
 
-let lastTs: string | null = null;
+/** Highest `seq` taken in from the current server run, and that run's start. */
+let lastSeq: number | null = null;
+let runStart: string | null = null;
 
 const batcher = new FrameBatcher<Event>((batch) => {
   store.push(batch);
@@ -33,10 +35,15 @@ const batcher = new FrameBatcher<Event>((batch) => {
   if (batch.some((e) => e.kind === "connected" || e.kind === "disconnected")) live.connChanges++;
 });
 
-function ingest(events: Event[], dedupe: boolean): void {
-  const fresh = dedupe ? newerThan(events, lastTs) : events;
+/** Takes in a hello's ring or a live batch; a reconnect's hello repeats what was seen. */
+function ingest(events: Event[], hello: boolean): void {
+  if (hello && isNewRun(events, runStart)) {
+    lastSeq = null;
+    runStart = events.find((e) => e.kind === "server_started")?.ts ?? null;
+  }
+  const fresh = unseen(events, lastSeq);
   if (fresh.length === 0) return;
-  lastTs = fresh[fresh.length - 1].ts;
+  lastSeq = fresh[fresh.length - 1].seq;
   batcher.add(fresh);
 }
 
@@ -54,10 +61,34 @@ export function touchEvents(): void {
 
 let started = false;
 let delay = 500;
+let socket: WebSocket | null = null;
+let retryTimer: ReturnType<typeof setTimeout> | undefined;
+let retryTick: ReturnType<typeof setInterval> | undefined;
+/** The desktop app turns retries off while its server is stopped. */
+let retryAllowed: () => boolean = () => true;
+
+export function setRetryGate(allowed: () => boolean): void {
+  retryAllowed = allowed;
+}
+
+/** Reconnects now (the server moved or came back), dropping any pending retry. */
+export function reconnect(): void {
+  if (!started) return;
+  clearTimeout(retryTimer);
+  clearInterval(retryTick);
+  delay = 500;
+  const old = socket;
+  socket = null;
+  if (old) {
+    old.onclose = null;
+    old.close();
+  }
+  connect();
+}
 
 function connect(): void {
   live.link = "connecting";
-  openEvents({
+  socket = openEvents({
     onOpen() {
       live.link = "open";
       live.lastClose = "";
@@ -83,12 +114,13 @@ function connect(): void {
     onClose(ev) {
       live.link = "closed";
       live.lastClose = ev.code === 1006 ? "connection lost" : `${ev.code}${ev.reason ? ` ${ev.reason}` : ""}`;
+      if (!retryAllowed()) return;
       const wait = delay;
       delay = Math.min(delay * 2, 10_000);
       live.retryIn = Math.ceil(wait / 1000);
-      const tick = setInterval(() => (live.retryIn = Math.max(0, live.retryIn - 1)), 1000);
-      setTimeout(() => {
-        clearInterval(tick);
+      retryTick = setInterval(() => (live.retryIn = Math.max(0, live.retryIn - 1)), 1000);
+      retryTimer = setTimeout(() => {
+        clearInterval(retryTick);
         connect();
       }, wait);
     },

@@ -5,7 +5,8 @@ import {
   StatsRing,
   connectionEvents,
   filterEvents,
-  newerThan,
+  isNewRun,
+  unseen,
   severity,
   toJsonLines,
   type Scheduler,
@@ -13,6 +14,7 @@ import {
 import type { Event, StatsSnapshot } from "./wire";
 
 const ev = (i: number, extra: Partial<Event> = {}): Event => ({
+  seq: i,
   ts: new Date(Date.UTC(2026, 0, 1, 0, 0, 0, i)).toISOString(),
   kind: "message_in",
   conn: `c${i}`,
@@ -111,11 +113,20 @@ describe("export", () => {
   });
 });
 
-describe("newerThan", () => {
-  it("drops events already seen after a reconnect", () => {
-    const events = [ev(1), ev(2), ev(3)];
-    expect(newerThan(events, events[1].ts)).toEqual([events[2]]);
-    expect(newerThan(events, null)).toEqual(events);
+describe("unseen / isNewRun", () => {
+  it("keeps only events past the last seq", () => {
+    const events = [ev(1, { kind: "connected" }), ev(2), ev(3, { kind: "message_out" })];
+    expect(unseen(events, 2)).toEqual([events[2]]);
+    expect(unseen(events, null)).toEqual(events);
+    expect(unseen(events, 3)).toEqual([]);
+  });
+  it("tells a restart by its server_started", () => {
+    const first = [ev(1, { kind: "server_started" }), ev(2, { kind: "connected" })];
+    expect(isNewRun(first, null)).toBe(true);
+    expect(isNewRun(first, first[0].ts)).toBe(false);
+    expect(isNewRun([ev(5, { kind: "connected" })], first[0].ts)).toBe(false);
+    const again = [ev(1, { kind: "server_started", ts: "2026-01-01T00:00:09.000Z" })];
+    expect(isNewRun(again, first[0].ts)).toBe(true);
   });
 });
 

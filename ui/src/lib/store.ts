@@ -160,9 +160,22 @@ export function toJsonLines(events: readonly Event[]): string {
 }
 
 /** Events strictly newer than `ts` (RFC 3339 UTC strings compare lexically). */
-export function newerThan(events: readonly Event[], ts: string | null): Event[] {
-  if (!ts) return events.slice();
-  return events.filter((e) => e.ts > ts);
+/**
+ * Events not yet seen, by the server's `seq` (numbered per server run, from 1).
+ * `lastSeq` is the highest seq seen from this run; null accepts everything.
+ */
+export function unseen(events: readonly Event[], lastSeq: number | null): Event[] {
+  if (lastSeq === null) return events.slice();
+  return events.filter((e) => e.seq > lastSeq);
+}
+
+/**
+ * Whether a hello comes from a new server run (a restart numbers from 1 again): its
+ * ring holds a `server_started` other than the one already seen.
+ */
+export function isNewRun(events: readonly Event[], seenStart: string | null): boolean {
+  const start = events.find((e) => e.kind === "server_started");
+  return start !== undefined && start.ts !== seenStart;
 }
 
 export type Scheduler = (cb: () => void) => void;

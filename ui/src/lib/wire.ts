@@ -355,3 +355,59 @@ token_query?: string,
  * `allowed_origins` as written.
  */
 allowed_origins: Array<string>, };
+
+export type ConfigView = { 
+/**
+ * The file's text, or the defaults as TOML when there is no file yet.
+ */
+toml: string, 
+/**
+ * The file Settings writes, if this server has one.
+ */
+file?: string, 
+/**
+ * Whether the file exists yet.
+ */
+exists: boolean, 
+/**
+ * Why the file on disk does not load, if it does not.
+ */
+error?: string, 
+/**
+ * The port in force (after environment overrides).
+ */
+effective_port: number, };
+
+export type Validated = { 
+/**
+ * Always true.
+ */
+ok: boolean, 
+/**
+ * `2 endpoints, port 8000`.
+ */
+summary: string, };
+
+export type ConfigApplied = { 
+/**
+ * Always true.
+ */
+ok: boolean, 
+/**
+ * Always true: the owner restarts the server with the new config.
+ */
+restarting: boolean, 
+/**
+ * Where the restarted server answers.
+ */
+base_url: string, 
+/**
+ * Its UI login URL (a browser follows it after the restart).
+ */
+login_url: string, };
+
+export type ConfigText = { 
+/**
+ * The whole TOML file.
+ */
+toml: string, };
