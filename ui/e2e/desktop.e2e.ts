@@ -5,13 +5,16 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const APP = process.env.SOCKPIT_DESKTOP_BIN ?? join(ROOT, "target/debug/sockpit-desktop");
 const DOCS = join(ROOT, "docs");
+/** The app's process name, for pgrep/pkill -x: matching command lines (-f) would also
+ * hit the shell that runs this suite with the binary's path in its arguments. */
+const APP_NAME = basename(APP).slice(0, 15);
 
 let driver: ChildProcess;
 let dataDir: string;
@@ -175,8 +178,8 @@ async function quit(): Promise<void> {
   driver?.kill();
   // Closing the window only hides it to the tray (as it should), so end the app itself:
   // a second launch would otherwise just focus this one (single instance).
-  spawnSync("pkill", ["-KILL", "-f", APP]);
-  for (let i = 0; i < 50 && spawnSync("pgrep", ["-f", APP]).status === 0; i++) {
+  spawnSync("pkill", ["-KILL", "-x", APP_NAME]);
+  for (let i = 0; i < 50 && spawnSync("pgrep", ["-x", APP_NAME]).status === 0; i++) {
     await new Promise((r) => setTimeout(r, 100));
   }
   if (dataDir) rmSync(dataDir, { recursive: true, force: true, maxRetries: 5 });
@@ -293,7 +296,7 @@ describe("the tray menu", () => {
     clickTray(bus, "Quit");
     await expect.poll(healthy, { timeout: 10_000 }).toBe(false);
     await expect
-      .poll(() => spawnSync("pgrep", ["-f", APP]).status, { timeout: 10_000 })
+      .poll(() => spawnSync("pgrep", ["-x", APP_NAME]).status, { timeout: 10_000 })
       .not.toBe(0);
   });
 });
