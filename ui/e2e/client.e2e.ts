@@ -6,6 +6,7 @@ import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { createServer } from "node:net";
 import { createInterface } from "node:readline";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
@@ -285,5 +286,34 @@ describe("settings", () => {
     await ui.waitForURL(/\/_sockpit\/(#.*)?$/, { timeout: 15_000 });
     await tid("nav-settings").click();
     await expect.poll(() => tid("settings-toml").inputValue(), { timeout: 10_000 }).toMatch(/max_connections = 500/);
+  });
+
+  test("an unknown key is refused and the old config keeps running; a new port applies", async () => {
+    await tid("nav-settings").click();
+    const toml = tid("settings-toml");
+    await expect.poll(() => toml.inputValue(), { timeout: 5000 }).toContain("/ws/room/");
+    const good = await toml.inputValue();
+    const before = new URL(ui.url()).port;
+    await toml.fill(`${good}\n[server]\nbogus_key = 1\n`.replace("[server]\nbogus", "[log]\nbogus"));
+    await tid("settings-apply").click();
+    await expect.poll(() => tid("settings-result").textContent(), { timeout: 5000 }).toContain("bogus_key");
+    expect(await tid("settings-result").getAttribute("class")).toContain("bad");
+    // Nothing restarted: same page, same server, still answering.
+    expect(new URL(ui.url()).port).toBe(before);
+    expect((await fetch(`http://127.0.0.1:${before}/_sockpit/healthz`)).status).toBe(200);
+
+    const port = await new Promise<number>((ok) => {
+      const s = createServer().listen(0, "127.0.0.1", () => {
+        const p = (s.address() as { port: number }).port;
+        s.close(() => ok(p));
+      });
+    });
+    await toml.fill(good);
+    await tid("settings-port").fill(String(port));
+    await tid("settings-port").press("Tab");
+    await tid("settings-apply").click();
+    await ui.waitForURL(new RegExp(`^http://127\\.0\\.0\\.1:${port}/_sockpit/`), { timeout: 15_000 });
+    await expect.poll(() => tid("conn-count").textContent(), { timeout: 10_000 }).toBe("0");
+    expect((await fetch(`http://127.0.0.1:${port}/_sockpit/healthz`)).status).toBe(200);
   });
 });
