@@ -54,21 +54,21 @@ pub(crate) async fn run(
                 let Some(out) = out else {
                     break Close { code: 1006, reason: "queue closed".into() };
                 };
-                let len = payload_len(&out);
-                // Write while still watching for a close request: a client that stopped
-                // reading must not pin this task.
+                // Everything already queued goes out in one flush (one write syscall for a
+                // burst, not one per message), while still watching for a close request: a
+                // client that stopped reading must not pin this task.
                 let sent = tokio::select! {
-                    r = socket.send(out) => r.is_ok(),
+                    r = write_burst(&mut socket, out, &mut rx) => r,
                     _ = conn.closing() => continue,
                     _ = stop.cancelled() => continue,
                 };
-                if !sent {
+                let Some((n, bytes)) = sent else {
                     break Close { code: 1006, reason: "write failed".into() };
-                }
-                conn.counters.msgs_out.fetch_add(1, Ordering::Relaxed);
-                conn.counters.bytes_out.fetch_add(len, Ordering::Relaxed);
-                shared.hub.stats.messages_out.fetch_add(1, Ordering::Relaxed);
-                shared.hub.stats.bytes_out.fetch_add(len, Ordering::Relaxed);
+                };
+                conn.counters.msgs_out.fetch_add(n, Ordering::Relaxed);
+                conn.counters.bytes_out.fetch_add(bytes, Ordering::Relaxed);
+                shared.hub.stats.messages_out.fetch_add(n, Ordering::Relaxed);
+                shared.hub.stats.bytes_out.fetch_add(bytes, Ordering::Relaxed);
             }
             frame = socket.recv() => {
                 last_seen = Instant::now();
@@ -105,6 +105,29 @@ pub(crate) async fn run(
         send_close(&mut socket, close.code, &close.reason).await;
     }
     finish(&shared, &conn, close.code, &close.reason, false);
+}
+
+/// Most frames written per flush.
+const BURST: usize = 64;
+
+/// Feeds `first` and whatever else is queued (up to [`BURST`]), then flushes once.
+/// Returns the messages and payload bytes written, or `None` if the socket failed.
+async fn write_burst(
+    socket: &mut WebSocket,
+    first: Message,
+    rx: &mut mpsc::Receiver<Message>,
+) -> Option<(u64, u64)> {
+    use futures_util::SinkExt;
+    let (mut n, mut bytes) = (1, payload_len(&first));
+    socket.feed(first).await.ok()?;
+    while (n as usize) < BURST {
+        let Ok(next) = rx.try_recv() else { break };
+        bytes += payload_len(&next);
+        n += 1;
+        socket.feed(next).await.ok()?;
+    }
+    socket.flush().await.ok()?;
+    Some((n, bytes))
 }
 
 /// Sends a close frame, then waits briefly for the client's answer.
