@@ -1,20 +1,12 @@
 // End-to-end for the Test client, Publish, Doctor and Settings screens: the real
 // `sockpit serve` binary started with a config file, and Debian's Chromium.
-import { spawn, type ChildProcess } from "node:child_process";
 import { createHmac } from "node:crypto";
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { createServer } from "node:net";
-import { createInterface } from "node:readline";
-import { chromium, type Browser, type Page } from "playwright-core";
+import { join } from "node:path";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { DOCS, launchChromium, startServer, type Served } from "./harness";
 
-const ROOT = fileURLToPath(new URL("../../", import.meta.url));
-const BIN = process.env.SOCKPIT_BIN ?? join(ROOT, "target/debug/sockpit");
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
-const DOCS = join(ROOT, "docs");
 const SECRET = "e2e-client-secret-0123456789abcdef";
 
 // A file's endpoints replace the defaults, so the defaults are declared again.
@@ -36,36 +28,10 @@ auth = "none"
 on_message = "broadcast"
 `;
 
-let server: ChildProcess;
-let dataDir: string;
+let served: Served;
 let base = "";
-let loginUrl = "";
 let browser: Browser;
 let ui: Page;
-
-function startServer(): Promise<void> {
-  dataDir = mkdtempSync(join(tmpdir(), "sockpit-e2e-client-"));
-  writeFileSync(join(dataDir, "sockpit.toml"), CONFIG);
-  server = spawn(BIN, ["serve", "--port", "0"], {
-    cwd: dataDir,
-    env: { ...process.env, SOCKPIT_DATA_DIR: dataDir, SOCKPIT_LOG: "warn", SOCKPIT_JWT_SECRET: SECRET },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  return new Promise((ok, fail) => {
-    const timer = setTimeout(() => fail(new Error("sockpit serve printed no login URL")), 20_000);
-    server.once("exit", (code) => fail(new Error(`sockpit serve exited with ${code}`)));
-    createInterface({ input: server.stdout! }).on("line", (line) => {
-      const port = line.match(/listening on 127\.0\.0\.1:(\d+)/);
-      if (port) base = `http://127.0.0.1:${port[1]}`;
-      const login = line.match(/UI login\s+(\S+)/);
-      if (login) {
-        loginUrl = login[1];
-        clearTimeout(timer);
-        ok();
-      }
-    });
-  });
-}
 
 /** An HS256 JWT signed with the server's secret. */
 function signJwt(claims: Record<string, unknown>): string {
@@ -75,25 +41,18 @@ function signJwt(claims: Record<string, unknown>): string {
 }
 
 beforeAll(async () => {
-  await startServer();
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    ],
-  });
+  served = await startServer({ config: CONFIG, env: { SOCKPIT_JWT_SECRET: SECRET } });
+  base = served.base;
+  browser = await launchChromium();
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: base });
   ui = await context.newPage();
-  await ui.goto(loginUrl);
-  mkdirSync(DOCS, { recursive: true });
+  await ui.goto(served.loginUrl);
 }, 60_000);
 
 afterAll(async () => {
   await browser?.close();
-  server?.kill("SIGTERM");
-  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  served?.stop();
 });
 
 const tid = (id: string) => ui.getByTestId(id);
@@ -200,7 +159,7 @@ describe("test client, publish, doctor", () => {
     expect(curl).toContain(`'${base}/_sockpit/api/publish'`);
     expect(curl).toContain("$SOCKPIT_API_KEY");
     expect(curl).toContain(`'{"user":"42","data":{"type":"notice","text":"hello user 42"}}'`);
-    expect(curl).not.toContain(new URL(loginUrl).searchParams.get("key")!);
+    expect(curl).not.toContain(new URL(served.loginUrl).searchParams.get("key")!);
     await tid("publish-copy-python").click();
     const py = await ui.evaluate(() => navigator.clipboard.readText());
     expect(py).toContain(`"${base}/_sockpit/api/publish"`);

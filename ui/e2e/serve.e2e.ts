@@ -1,62 +1,23 @@
 // End-to-end: the real `sockpit serve` binary, the real UI it embeds, Debian's Chromium
 // driven by playwright-core. Run by `make test` (npm run e2e) with SOCKPIT_BIN set.
-import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { createInterface } from "node:readline";
-import { chromium, type Browser, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { DOCS, launchChromium, startServer, type Served } from "./harness";
 
-const ROOT = fileURLToPath(new URL("../../", import.meta.url));
-const BIN = process.env.SOCKPIT_BIN ?? join(ROOT, "target/debug/sockpit");
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
-const DOCS = join(ROOT, "docs");
-
-let server: ChildProcess;
-let dataDir: string;
+let served: Served;
 let base = ""; // http://127.0.0.1:PORT
-let loginUrl = "";
 let browser: Browser;
 let ui: Page; // the UI
 let clients: Page; // a same-origin page that hosts test WebSocket clients
 
-function startServer(): Promise<void> {
-  dataDir = mkdtempSync(join(tmpdir(), "sockpit-e2e-"));
-  server = spawn(BIN, ["serve", "--port", "0"], {
-    cwd: dataDir,
-    env: { ...process.env, SOCKPIT_DATA_DIR: dataDir, SOCKPIT_LOG: "warn" },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  return new Promise((ok, fail) => {
-    const timer = setTimeout(() => fail(new Error("sockpit serve printed no login URL")), 20_000);
-    server.once("exit", (code) => fail(new Error(`sockpit serve exited with ${code}`)));
-    createInterface({ input: server.stdout! }).on("line", (line) => {
-      const port = line.match(/listening on 127\.0\.0\.1:(\d+)/);
-      if (port) base = `http://127.0.0.1:${port[1]}`;
-      const login = line.match(/UI login\s+(\S+)/);
-      if (login) {
-        loginUrl = login[1];
-        clearTimeout(timer);
-        ok();
-      }
-    });
-  });
-}
-
 beforeAll(async () => {
-  await startServer();
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    ],
-  });
+  served = await startServer();
+  base = served.base;
+  browser = await launchChromium();
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   ui = await context.newPage();
-  await ui.goto(loginUrl);
+  await ui.goto(served.loginUrl);
   clients = await context.newPage();
   await clients.goto(`${base}/_sockpit/healthz`);
   await clients.evaluate(() => {
@@ -74,13 +35,11 @@ beforeAll(async () => {
         };
       });
   });
-  mkdirSync(DOCS, { recursive: true });
 }, 60_000);
 
 afterAll(async () => {
   await browser?.close();
-  server?.kill("SIGTERM");
-  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  served?.stop();
 });
 
 const open = (path: string) => clients.evaluate((p) => (window as any).open(p), path);
