@@ -14,21 +14,24 @@ export const shell = $state({
   lastState: null as Status["state"] | null,
 });
 
-function apply(s: Status, onRunning: () => void): void {
+/** `onRunning` starts the live view and says whether it started just now. */
+type OnRunning = () => boolean;
+
+function apply(s: Status, onRunning: OnRunning): void {
   shell.status = s;
   if (s.state === "running" && s.base_url) {
     const base = `${s.base_url}/_sockpit`;
     const moved = config().base !== base || config().key !== s.api_key;
     setConfig({ base, key: s.api_key });
-    onRunning();
+    const startedNow = onRunning();
     // After Start, Restart or a new port: connect now, not after the backoff.
-    if (moved || shell.lastState !== "running") reconnect();
+    if (!startedNow && (moved || shell.lastState !== "running")) reconnect();
   }
   shell.lastState = s.state;
 }
 
 /** In the desktop app, follows the shell's status; `onRunning` starts the live view. */
-export async function startDesktop(onRunning: () => void): Promise<boolean> {
+export async function startDesktop(onRunning: OnRunning): Promise<boolean> {
   if (!inTauri()) return false;
   // While the shell says the server is down, the events socket waits for it.
   setRetryGate(() => shell.status?.state === "running");

@@ -127,9 +127,9 @@ function connect(): void {
   });
 }
 
-/** Starts the socket and the 1 s clock once. */
-export function startLive(): void {
-  if (started) return;
+/** Starts the socket and the 1 s clock once; true if this call started them. */
+export function startLive(): boolean {
+  if (started) return false;
   started = true;
   fetchStats()
     .then((s) => {
@@ -140,4 +140,5 @@ export function startLive(): void {
     });
   connect();
   setInterval(() => (live.now = Date.now()), 1000);
+  return true;
 }
