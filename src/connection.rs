@@ -12,7 +12,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
 
-use crate::config::OnMessage;
+use crate::config::{EndpointConfig, OnMessage};
 use crate::events::{Event, EventKind, preview};
 use crate::hub::{Close, Conn, Slot, Target};
 use crate::server::Shared;
@@ -29,8 +29,7 @@ pub(crate) async fn run(
     shared: Arc<Shared>,
     conn: Arc<Conn>,
     mut rx: mpsc::Receiver<Message>,
-    on_message: OnMessage,
-    echo_self: bool,
+    endpoint: Arc<EndpointConfig>,
     _slot: Slot,
 ) {
     let mut connected = conn_event(&conn, EventKind::Connected);
@@ -85,7 +84,7 @@ pub(crate) async fn run(
                         return;
                     }
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                    Some(Ok(msg)) => handle_message(&shared, &conn, msg, on_message, echo_self),
+                    Some(Ok(msg)) => handle_message(&shared, &conn, msg, &endpoint),
                 }
             }
             _ = ping.tick() => {
@@ -233,13 +232,7 @@ fn payload_len(m: &Message) -> u64 {
     }
 }
 
-fn handle_message(
-    shared: &Shared,
-    conn: &Arc<Conn>,
-    msg: Message,
-    on_message: OnMessage,
-    echo_self: bool,
-) {
+fn handle_message(shared: &Shared, conn: &Arc<Conn>, msg: Message, endpoint: &EndpointConfig) {
     let len = payload_len(&msg);
     conn.counters.msgs_in.fetch_add(1, Ordering::Relaxed);
     conn.counters.bytes_in.fetch_add(len, Ordering::Relaxed);
@@ -256,14 +249,14 @@ fn handle_message(
     let preview_text = ev.preview.clone();
     shared.events.emit(ev);
 
-    let (delivered, channel) = match on_message {
+    let (delivered, channel) = match endpoint.on_message {
         OnMessage::Drop | OnMessage::Webhook => return,
         OnMessage::Echo => (u64::from(shared.hub.send_to(conn, msg)), None),
         OnMessage::Broadcast => {
             let Some(channel) = conn.meta.channels.first().cloned() else {
                 return;
             };
-            let except = (!echo_self).then_some(conn.id);
+            let except = (!endpoint.echo_self).then_some(conn.id);
             let n = shared
                 .hub
                 .deliver(&Target::Channel(channel.clone()), msg, except);

@@ -607,16 +607,7 @@ async fn ws_or_not_found(
                         remote,
                         origin,
                     });
-                    connection::run(
-                        socket,
-                        s.clone(),
-                        conn,
-                        rx,
-                        endpoint.on_message,
-                        endpoint.echo_self,
-                        slot,
-                    )
-                    .await;
+                    connection::run(socket, s.clone(), conn, rx, endpoint, slot).await;
                     drop(guard);
                 })
         }
