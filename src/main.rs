@@ -262,9 +262,9 @@ fn banner(handle: &sockpit::ServerHandle, paths: &Paths) {
         };
         let channels: Vec<String> = e.channels.iter().map(|c| c.to_string()).collect();
         say!(
-            "  WebSocket  ws://{base}{}  (auth {auth}, on_message {:?}{})",
+            "  WebSocket  ws://{base}{}  (auth {auth}, on_message {}{})",
             e.path,
-            e.on_message,
+            format!("{:?}", e.on_message).to_lowercase(),
             if channels.is_empty() {
                 String::new()
             } else {
