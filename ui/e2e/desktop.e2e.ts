@@ -129,6 +129,10 @@ function clickTray(bus: string, label: string): void {
 }
 
 async function screenshot(name: string): Promise<void> {
+  // Let the webview paint what the DOM already holds: under Xvfb a capture can otherwise
+  // show an earlier frame.
+  await run("return new Promise((ok) => requestAnimationFrame(() => requestAnimationFrame(ok)));");
+  await new Promise((r) => setTimeout(r, 300));
   const png = await call("GET", "/screenshot");
   writeFileSync(join(DOCS, name), Buffer.from(png, "base64"));
 }
@@ -232,6 +236,7 @@ describe("the desktop app", () => {
     await call("POST", `/element/${input}/value`, { text: "from the desktop client" });
     await click('[data-testid="client-send"]');
     await expect.poll(async () => (await api("stats")).messages_in, { timeout: 10_000 }).toBe(before + 1);
+    await expect.poll(received, { timeout: 10_000 }).toContain("from the desktop client");
     await screenshot("desktop-client.png");
     await click('[data-testid="client-close"]');
     await expect.poll(async () => (await api("stats")).connections, { timeout: 10_000 }).toBe(0);
