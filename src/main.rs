@@ -114,9 +114,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             ttl,
             claims,
         } => {
-            let paths = Paths::from_env()?;
-            let secrets = sockpit::server::Secrets::resolve(&config, &paths)?;
-            let verifier = auth::Verifier::new(&config.auth, &secrets.jwt_secret)?;
+            let verifier = auth::Verifier::for_config(&config, &Paths::from_env()?)?;
             let mut extra = Map::new();
             for c in claims {
                 let (k, v) = c
@@ -134,9 +132,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             origin,
             json,
         } => {
-            let paths = Paths::from_env()?;
-            let secrets = sockpit::server::Secrets::resolve(&config, &paths)?;
-            let verifier = auth::Verifier::new(&config.auth, &secrets.jwt_secret)?;
+            let verifier = auth::Verifier::for_config(&config, &Paths::from_env()?)?;
             let rt = tokio::runtime::Runtime::new().context("starting the runtime")?;
             let report = rt.block_on(async {
                 let addr = match &url {

@@ -151,6 +151,15 @@ impl Secrets {
     }
 }
 
+impl Verifier {
+    /// The verifier a server with `config` and `paths` uses (same secret, same rules):
+    /// what `sockpit token` and `sockpit doctor` need to agree with a running server.
+    pub fn for_config(config: &Config, paths: &Paths) -> Result<Self, StartError> {
+        let secrets = Secrets::resolve(config, paths)?;
+        Ok(Self::new(&config.auth, &secrets.jwt_secret)?)
+    }
+}
+
 /// State shared by every handler and connection task.
 pub(crate) struct Shared {
     pub config: Config,
