@@ -145,12 +145,108 @@ pub fn redact_query(query: &str) -> String {
         .join("&")
 }
 
+/// Why a handshake's token was refused. Its `Display` is the 4001 close reason; the
+/// doctor builds its explanations from the variant. Never contains the token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    /// No token in any configured source.
+    #[error("no token (expected {expected})")]
+    NoToken {
+        /// Where the first configured source expects it, e.g. `?token=…`.
+        expected: String,
+    },
+    /// Not three base64url JSON parts.
+    #[error("token malformed (expected header.payload.signature)")]
+    Malformed,
+    /// Rejected by the JWT library for a reason without a better name.
+    #[error("token malformed ({0})")]
+    Invalid(String),
+    /// Signed with another algorithm than the pinned one (`alg: none` included).
+    #[error("alg {} not allowed (expected {expected})", got.as_deref().unwrap_or("(unknown)"))]
+    Algorithm {
+        /// The token's `alg`, when it could be read.
+        got: Option<String>,
+        /// The configured algorithm.
+        expected: Algorithm,
+    },
+    /// The signature does not match the configured key.
+    #[error("bad signature (check the {})", if *public_key { "public key" } else { "secret" })]
+    BadSignature {
+        /// Whether the key is a PEM public key (RS256/ES256) rather than a secret.
+        public_key: bool,
+    },
+    /// `exp` has passed.
+    #[error("token expired{}", ago_s.map(|s| format!(" {} ago", human_duration(s))).unwrap_or_default())]
+    Expired {
+        /// Seconds since it expired, when `exp` could be read.
+        ago_s: Option<u64>,
+    },
+    /// `nbf` is still ahead.
+    #[error("token not valid yet (nbf{})", in_s.map(|s| format!(" in {}", human_duration(s))).unwrap_or_default())]
+    NotYetValid {
+        /// Seconds until it becomes valid, when `nbf` could be read.
+        in_s: Option<u64>,
+    },
+    /// A required claim is missing (`exp`, the user claim).
+    #[error("claim {0} missing")]
+    ClaimMissing(String),
+    /// A claim has the wrong JSON type.
+    #[error("claim {0} has the wrong type")]
+    ClaimType(String),
+    /// `exp` is not a number.
+    #[error("claim exp must be a number")]
+    ExpNotNumber,
+    /// `aud` is not the configured audience.
+    #[error("aud {got} not accepted (expected {expected})")]
+    Audience {
+        /// The token's `aud`, as JSON.
+        got: String,
+        /// The configured audience.
+        expected: String,
+    },
+    /// `iss` is not the configured issuer.
+    #[error("iss {got} not accepted (expected {expected})")]
+    Issuer {
+        /// The token's `iss`, as JSON.
+        got: String,
+        /// The configured issuer.
+        expected: String,
+    },
+    /// A SimpleJWT token of the wrong type (a refresh token, typically).
+    #[error("token_type {got} (expected {expected})")]
+    TokenType {
+        /// The token's `token_type`.
+        got: String,
+        /// The configured `token_type`.
+        expected: String,
+    },
+    /// No `token_type` claim while one is required.
+    #[error("claim token_type missing (expected {expected})")]
+    TokenTypeMissing {
+        /// The configured `token_type`.
+        expected: String,
+    },
+    /// The user claim is an empty string.
+    #[error("claim {0} is empty")]
+    UserEmpty(String),
+    /// The user claim is neither a string nor a number.
+    #[error("claim {0} must be a string or a number")]
+    UserType(String),
+}
+
+/// The 4001 reason for a handshake without a token: where the first source expects one.
+pub fn no_token(sources: &[TokenSource]) -> Rejection {
+    let expected = match sources.first() {
+        Some(TokenSource::Query(q)) => format!("?{q}=…"),
+        Some(TokenSource::Header) => "Authorization: Bearer …".into(),
+        _ => "Sec-WebSocket-Protocol".into(),
+    };
+    Rejection::NoToken { expected }
+}
+
 /// Why an auth setup could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
-    /// `secret_env` names a variable that is not set.
-    #[error("auth.secret_env: environment variable {0} is not set")]
-    SecretEnvMissing(String),
     /// The public key file is missing or unreadable.
     #[error("auth.public_key_file: {path}: {message}")]
     PublicKey {
@@ -254,7 +350,7 @@ impl Verifier {
 
     /// Checks only the algorithm and signature (not `exp`, `nbf`, `aud`, `iss` or the
     /// claims Sockpit adds), so the doctor can say "the signature is fine, it expired".
-    pub fn check_signature(&self, token: &str) -> Result<(), String> {
+    pub fn check_signature(&self, token: &str) -> Result<(), Rejection> {
         let mut v = self.validation.clone();
         v.validate_exp = false;
         v.validate_nbf = false;
@@ -266,20 +362,22 @@ impl Verifier {
             .map_err(|e| self.explain(e.kind(), &Map::new(), now_secs()))
     }
 
-    /// Verifies `token`; `Err` is the human reason (close 4001).
-    pub fn verify(&self, token: &str) -> Result<Principal, String> {
+    /// Verifies `token`; `Err` says why not (close 4001).
+    pub fn verify(&self, token: &str) -> Result<Principal, Rejection> {
         self.verify_at(token, now_secs())
     }
 
-    fn verify_at(&self, token: &str, now: u64) -> Result<Principal, String> {
+    fn verify_at(&self, token: &str, now: u64) -> Result<Principal, Rejection> {
         let (header, claims) = peek(token)?;
         let alg = header
             .get("alg")
             .and_then(Value::as_str)
             .unwrap_or("(none)");
-        let expected = self.config.algorithm.to_string();
-        if alg != expected {
-            return Err(format!("alg {alg} not allowed (expected {expected})"));
+        if alg != self.config.algorithm.to_string() {
+            return Err(Rejection::Algorithm {
+                got: Some(alg.to_string()),
+                expected: self.config.algorithm,
+            });
         }
         let data =
             jsonwebtoken::decode::<Map<String, Value>>(token, &self.decoding, &self.validation)
@@ -292,9 +390,16 @@ impl Verifier {
             match claims.get("token_type") {
                 Some(Value::String(t)) if t == want => {}
                 Some(Value::String(t)) => {
-                    return Err(format!("token_type {t} (expected {want})"));
+                    return Err(Rejection::TokenType {
+                        got: t.clone(),
+                        expected: want.clone(),
+                    });
                 }
-                _ => return Err(format!("claim token_type missing (expected {want})")),
+                _ => {
+                    return Err(Rejection::TokenTypeMissing {
+                        expected: want.clone(),
+                    });
+                }
             }
         }
         let user_id = self.user_of(&claims)?;
@@ -304,60 +409,56 @@ impl Verifier {
         })
     }
 
-    fn user_of(&self, claims: &Map<String, Value>) -> Result<String, String> {
+    fn user_of(&self, claims: &Map<String, Value>) -> Result<String, Rejection> {
         let claim = &self.config.user_claim;
         let value = claims.get(claim).or_else(|| claims.get("sub"));
         match value {
-            Some(Value::String(s)) if s.is_empty() => Err(format!("claim {claim} is empty")),
+            Some(Value::String(s)) if s.is_empty() => Err(Rejection::UserEmpty(claim.clone())),
             Some(Value::String(s)) => Ok(s.clone()),
             Some(Value::Number(n)) => Ok(n.to_string()),
-            Some(_) => Err(format!("claim {claim} must be a string or a number")),
-            None => Err(format!("claim {claim} missing")),
+            Some(_) => Err(Rejection::UserType(claim.clone())),
+            None => Err(Rejection::ClaimMissing(claim.clone())),
         }
     }
 
-    fn explain(&self, kind: &ErrorKind, claims: &Map<String, Value>, now: u64) -> String {
+    fn explain(&self, kind: &ErrorKind, claims: &Map<String, Value>, now: u64) -> Rejection {
+        let claim = |k: &str| claims.get(k).map(Value::to_string).unwrap_or_default();
         match kind {
-            ErrorKind::InvalidSignature => {
-                if self.config.algorithm.uses_secret() {
-                    "bad signature (check the secret)".into()
-                } else {
-                    "bad signature (check the public key)".into()
-                }
-            }
-            ErrorKind::ExpiredSignature => match claims.get("exp").and_then(Value::as_u64) {
-                Some(exp) => format!(
-                    "token expired {} ago",
-                    human_duration(now.saturating_sub(exp))
-                ),
-                None => "token expired".into(),
+            ErrorKind::InvalidSignature => Rejection::BadSignature {
+                public_key: !self.config.algorithm.uses_secret(),
             },
-            ErrorKind::ImmatureSignature => match claims.get("nbf").and_then(Value::as_u64) {
-                Some(nbf) => format!(
-                    "token not valid yet (nbf in {})",
-                    human_duration(nbf.saturating_sub(now))
-                ),
-                None => "token not valid yet (nbf)".into(),
+            ErrorKind::ExpiredSignature => Rejection::Expired {
+                ago_s: claims
+                    .get("exp")
+                    .and_then(Value::as_u64)
+                    .map(|exp| now.saturating_sub(exp)),
             },
-            ErrorKind::MissingRequiredClaim(c) => format!("claim {c} missing"),
-            ErrorKind::InvalidClaimFormat(c) => format!("claim {c} has the wrong type"),
-            ErrorKind::InvalidAudience => format!(
-                "aud {} not accepted (expected {})",
-                claims.get("aud").map(Value::to_string).unwrap_or_default(),
-                self.config.audience.as_deref().unwrap_or("none")
-            ),
-            ErrorKind::InvalidIssuer => format!(
-                "iss {} not accepted (expected {})",
-                claims.get("iss").map(Value::to_string).unwrap_or_default(),
-                self.config.issuer.as_deref().unwrap_or("none")
-            ),
-            ErrorKind::InvalidAlgorithm => {
-                format!("alg not allowed (expected {})", self.config.algorithm)
-            }
-            ErrorKind::Json(e) if e.to_string().contains("exp") => {
-                "claim exp must be a number".into()
-            }
-            other => format!("token malformed ({other:?})"),
+            ErrorKind::ImmatureSignature => Rejection::NotYetValid {
+                in_s: claims
+                    .get("nbf")
+                    .and_then(Value::as_u64)
+                    .map(|nbf| nbf.saturating_sub(now)),
+            },
+            ErrorKind::MissingRequiredClaim(c) => Rejection::ClaimMissing(c.clone()),
+            ErrorKind::InvalidClaimFormat(c) => Rejection::ClaimType(c.clone()),
+            ErrorKind::InvalidAudience => Rejection::Audience {
+                got: claim("aud"),
+                expected: self
+                    .config
+                    .audience
+                    .clone()
+                    .unwrap_or_else(|| "none".into()),
+            },
+            ErrorKind::InvalidIssuer => Rejection::Issuer {
+                got: claim("iss"),
+                expected: self.config.issuer.clone().unwrap_or_else(|| "none".into()),
+            },
+            ErrorKind::InvalidAlgorithm => Rejection::Algorithm {
+                got: None,
+                expected: self.config.algorithm,
+            },
+            ErrorKind::Json(e) if e.to_string().contains("exp") => Rejection::ExpNotNumber,
+            other => Rejection::Invalid(format!("{other:?}")),
         }
     }
 
@@ -412,13 +513,12 @@ impl Verifier {
 pub type Claims = Map<String, Value>;
 
 /// Decodes header and claims without checking anything, for explanations.
-pub fn peek(token: &str) -> Result<(Claims, Claims), String> {
-    let malformed = || "token malformed (expected header.payload.signature)".to_string();
+pub fn peek(token: &str) -> Result<(Claims, Claims), Rejection> {
     let mut parts = token.split('.');
     let (Some(h), Some(p), Some(_), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
-        return Err(malformed());
+        return Err(Rejection::Malformed);
     };
     let decode = |s: &str| -> Option<Map<String, Value>> {
         let bytes = URL_SAFE_NO_PAD.decode(s.trim_end_matches('=')).ok()?;
@@ -426,7 +526,7 @@ pub fn peek(token: &str) -> Result<(Claims, Claims), String> {
     };
     match (decode(h), decode(p)) {
         (Some(h), Some(p)) => Ok((h, p)),
-        _ => Err(malformed()),
+        _ => Err(Rejection::Malformed),
     }
 }
 
@@ -521,7 +621,7 @@ mod tests {
             "s3cret",
         );
         assert_eq!(
-            v.verify_at(&expired, now).unwrap_err(),
+            v.verify_at(&expired, now).unwrap_err().to_string(),
             "token expired 3m12s ago"
         );
         let wrong = sign(
@@ -530,7 +630,7 @@ mod tests {
             "nope",
         );
         assert_eq!(
-            v.verify(&wrong).unwrap_err(),
+            v.verify(&wrong).unwrap_err().to_string(),
             "bad signature (check the secret)"
         );
         let refresh = sign(
@@ -539,7 +639,7 @@ mod tests {
             "s3cret",
         );
         assert_eq!(
-            v.verify(&refresh).unwrap_err(),
+            v.verify(&refresh).unwrap_err().to_string(),
             "token_type refresh (expected access)"
         );
         let hs512 = sign(
@@ -548,7 +648,7 @@ mod tests {
             "s3cret",
         );
         assert_eq!(
-            v.verify(&hs512).unwrap_err(),
+            v.verify(&hs512).unwrap_err().to_string(),
             "alg HS512 not allowed (expected HS256)"
         );
         let none = format!(
@@ -557,12 +657,13 @@ mod tests {
             URL_SAFE_NO_PAD.encode(base(serde_json::json!({})).to_string())
         );
         assert_eq!(
-            v.verify(&none).unwrap_err(),
+            v.verify(&none).unwrap_err().to_string(),
             "alg none not allowed (expected HS256)"
         );
         assert!(
             v.verify("garbage")
                 .unwrap_err()
+                .to_string()
                 .starts_with("token malformed")
         );
         let no_user = sign(
@@ -570,13 +671,19 @@ mod tests {
             jsonwebtoken::Algorithm::HS256,
             "s3cret",
         );
-        assert_eq!(v.verify(&no_user).unwrap_err(), "claim user_id missing");
+        assert_eq!(
+            v.verify(&no_user).unwrap_err(),
+            Rejection::ClaimMissing("user_id".into())
+        );
         let no_exp = sign(
             serde_json::json!({"token_type":"access","user_id":1}),
             jsonwebtoken::Algorithm::HS256,
             "s3cret",
         );
-        assert_eq!(v.verify(&no_exp).unwrap_err(), "claim exp missing");
+        assert_eq!(
+            v.verify(&no_exp).unwrap_err().to_string(),
+            "claim exp missing"
+        );
         let later = sign(
             base(serde_json::json!({"nbf": now + 100})),
             jsonwebtoken::Algorithm::HS256,
@@ -585,6 +692,7 @@ mod tests {
         assert!(
             v.verify(&later)
                 .unwrap_err()
+                .to_string()
                 .starts_with("token not valid yet")
         );
     }

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::endpoint::{ChannelTemplate, PathPattern};
 use crate::origin::OriginPattern;
+use crate::pattern::{ChannelTemplate, PathPattern};
 
 /// The name of the config file looked up in the working directory.
 pub const DEFAULT_FILE: &str = "sockpit.toml";

@@ -12,10 +12,11 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
 
+use crate::close::{CloseCode, DropReason};
 use crate::config::{EndpointConfig, OnMessage};
 use crate::events::{Event, EventKind, preview};
 use crate::hub::{Close, Conn, Slot, Target};
-use crate::server::Shared;
+use crate::state::Shared;
 
 /// How long a close frame may take to write: a client that fell behind gets this long
 /// to read what is already in flight and see why it is being closed.
@@ -47,11 +48,11 @@ pub(crate) async fn run(
     let close: Close = loop {
         tokio::select! {
             biased;
-            _ = stop.cancelled() => break Close { code: 1001, reason: "server stopping".into() },
-            _ = conn.closing() => break conn.close_reason().unwrap_or(Close { code: 1000, reason: String::new() }),
+            _ = stop.cancelled() => break Close::new(CloseCode::GoingAway, "server stopping"),
+            _ = conn.closing() => break conn.close_reason().unwrap_or(Close::new(CloseCode::Normal, "")),
             out = rx.recv() => {
                 let Some(out) = out else {
-                    break Close { code: 1006, reason: "queue closed".into() };
+                    break Close::new(CloseCode::Abnormal, "queue closed");
                 };
                 // Everything already queued goes out in one flush (one write syscall for a
                 // burst, not one per message), while still watching for a close request: a
@@ -62,7 +63,7 @@ pub(crate) async fn run(
                     _ = stop.cancelled() => continue,
                 };
                 let Some((n, bytes)) = sent else {
-                    break Close { code: 1006, reason: "write failed".into() };
+                    break Close::new(CloseCode::Abnormal, "write failed");
                 };
                 conn.counters.msgs_out.fetch_add(n, Ordering::Relaxed);
                 conn.counters.bytes_out.fetch_add(bytes, Ordering::Relaxed);
@@ -72,12 +73,12 @@ pub(crate) async fn run(
             frame = socket.recv() => {
                 last_seen = Instant::now();
                 match frame {
-                    None => break Close { code: 1006, reason: "connection dropped".into() },
+                    None => break Close::new(CloseCode::Abnormal, "connection dropped"),
                     Some(Err(e)) => break read_error(e, cfg.max_message_bytes.0, &shared),
                     Some(Ok(Message::Close(frame))) => {
                         let (code, reason) = frame
                             .map(|f| (f.code, f.reason.to_string()))
-                            .unwrap_or((1005, String::new()));
+                            .unwrap_or((CloseCode::NoStatus.code(), String::new()));
                         // tungstenite queued the reply; flush it before leaving.
                         let _ = timeout(CLOSE_GRACE, socket.send(Message::Close(None))).await;
                         finish(&shared, &conn, code, &reason, true);
@@ -89,18 +90,18 @@ pub(crate) async fn run(
             }
             _ = ping.tick() => {
                 if last_seen.elapsed() >= idle {
-                    shared.hub.stats.drop_client("idle_timeout");
-                    break Close {
-                        code: 1008,
-                        reason: format!("no traffic for {}s (idle_timeout_s)", idle.as_secs()),
-                    };
+                    shared.hub.stats.drop_client(DropReason::IdleTimeout);
+                    break Close::new(
+                        CloseCode::Policy,
+                        format!("no traffic for {}s (idle_timeout_s)", idle.as_secs()),
+                    );
                 }
                 let _ = timeout(CLOSE_GRACE, socket.send(Message::Ping(Default::default()))).await;
             }
         }
     };
 
-    if close.code != 1006 {
+    if close.code != CloseCode::Abnormal.code() {
         send_close(&mut socket, close.code, &close.reason).await;
     }
     finish(&shared, &conn, close.code, &close.reason, false);
@@ -165,26 +166,23 @@ pub(crate) fn truncate_reason(reason: &str) -> String {
 fn read_error(e: axum::Error, max: u64, shared: &Shared) -> Close {
     let inner = e.into_inner();
     if let Some(tungstenite::Error::Capacity(cap)) = inner.downcast_ref::<tungstenite::Error>() {
-        shared.hub.stats.drop_client("message_too_big");
+        shared.hub.stats.drop_client(DropReason::MessageTooBig);
         let size = match cap {
             tungstenite::error::CapacityError::MessageTooLong { size, .. } => *size as u64,
             _ => max + 1,
         };
-        return Close {
-            code: 1009,
-            reason: format!(
+        return Close::new(
+            CloseCode::TooBig,
+            format!(
                 "message {} > max_message_bytes {}",
                 human_bytes(size),
                 human_bytes(max)
             ),
-        };
+        );
     }
     match inner.downcast_ref::<tungstenite::Error>() {
         Some(tungstenite::Error::Utf8(_)) => {
-            return Close {
-                code: 1007,
-                reason: "text message is not valid UTF-8".into(),
-            };
+            return Close::new(CloseCode::InvalidPayload, "text message is not valid UTF-8");
         }
         // The peer is gone: no close frame can reach it.
         Some(
@@ -195,17 +193,11 @@ fn read_error(e: axum::Error, max: u64, shared: &Shared) -> Close {
                 tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
             ),
         ) => {
-            return Close {
-                code: 1006,
-                reason: "connection dropped".into(),
-            };
+            return Close::new(CloseCode::Abnormal, "connection dropped");
         }
         _ => {}
     }
-    Close {
-        code: 1002,
-        reason: format!("protocol error: {inner}"),
-    }
+    Close::new(CloseCode::ProtocolError, format!("protocol error: {inner}"))
 }
 
 /// `1 MiB`, `1.5 MiB`, `300 KiB`, `12 B`.

@@ -1,4 +1,5 @@
-//! The data dir: where the generated dev secret, the API key and the event log live.
+//! The data dir: where the generated dev secret, the API key and the event log live;
+//! [`Paths`] names it and the config file for one server.
 //!
 //! `SOCKPIT_DATA_DIR`, else the OS data dir. Generated files are written once, 0600,
 //! through a temp file and a rename, so a crash never leaves half a secret behind.
@@ -8,6 +9,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use rand::RngCore;
+
+use crate::config::{self, Config};
 
 /// File name of the generated JWT dev secret.
 pub const SECRET_FILE: &str = "jwt_secret";
@@ -32,6 +35,45 @@ pub enum DataDirError {
     },
 }
 
+/// Where a server keeps its files: the data dir, and the config file Settings writes.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    /// The data dir.
+    pub data_dir: PathBuf,
+    /// The config file Settings reads and writes; `None`: Settings is read-only.
+    pub config_file: Option<PathBuf>,
+}
+
+impl Paths {
+    /// `SOCKPIT_DATA_DIR`, else the OS data dir; no config file.
+    pub fn from_env() -> Result<Self, DataDirError> {
+        Ok(Self::in_dir(resolve()?))
+    }
+
+    /// Everything in `data_dir`; no config file.
+    pub fn in_dir(data_dir: PathBuf) -> Self {
+        Self {
+            data_dir,
+            config_file: None,
+        }
+    }
+
+    /// The same, with the config file Settings writes.
+    pub fn with_config_file(mut self, file: Option<PathBuf>) -> Self {
+        self.config_file = file;
+        self
+    }
+
+    /// The event log file for `config`.
+    pub fn log_file(&self, config: &Config) -> PathBuf {
+        config
+            .log
+            .file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join(LOG_FILE))
+    }
+}
+
 /// The data dir in force: `SOCKPIT_DATA_DIR`, else the OS data dir.
 pub fn resolve() -> Result<PathBuf, DataDirError> {
     if let Some(dir) = std::env::var_os("SOCKPIT_DATA_DIR").filter(|d| !d.is_empty()) {
@@ -45,7 +87,7 @@ pub fn resolve() -> Result<PathBuf, DataDirError> {
 /// The desktop app's config file: `sockpit.toml` in the OS config dir.
 pub fn desktop_config_file() -> Option<PathBuf> {
     directories::ProjectDirs::from("dev", "sockpit", "sockpit")
-        .map(|d| d.config_dir().join(crate::config::DEFAULT_FILE))
+        .map(|d| d.config_dir().join(config::DEFAULT_FILE))
 }
 
 /// Reads `dir/name`, or creates it with a fresh random value (hex, 32 bytes).

@@ -16,10 +16,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use ts_rs::TS;
 
-use crate::auth::{self, Verifier, human_duration, now_secs};
-use crate::config::{AuthMode, Config};
+use crate::auth::{self, Rejection, Verifier, human_duration, now_secs};
+use crate::config::{AuthMode, Config, TokenSource};
 use crate::origin::check_origin;
 use crate::portinfo;
+use crate::urls::Urls;
 
 /// A check's outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
@@ -101,12 +102,7 @@ pub struct Options {
 pub async fn run(config: &Config, verifier: &Verifier, opts: &Options) -> Report {
     let mut checks = Vec::new();
     let addr = opts.addr.unwrap_or_else(|| {
-        let ip = if config.server.bind.is_unspecified() {
-            [127, 0, 0, 1].into()
-        } else {
-            config.server.bind
-        };
-        SocketAddr::new(ip, config.server.port)
+        Urls::new(SocketAddr::new(config.server.bind, config.server.port)).connect_addr()
     });
 
     if config.server.bind.is_unspecified() {
@@ -130,7 +126,7 @@ pub async fn run(config: &Config, verifier: &Verifier, opts: &Options) -> Report
     checks.push(server);
     if up {
         for e in &config.endpoints {
-            checks.push(check_endpoint(addr, e, verifier).await);
+            checks.push(check_endpoint(addr, e, verifier, &config.auth.token_sources).await);
         }
     }
     if let Some(token) = &opts.token {
@@ -142,7 +138,7 @@ pub async fn run(config: &Config, verifier: &Verifier, opts: &Options) -> Report
                 Ok(()) => Check::pass("origin", format!("{origin} is allowed")),
                 Err(reason) => Check::fail(
                     "origin",
-                    reason,
+                    reason.to_string(),
                     format!("add \"{origin}\" to [server] allowed_origins"),
                 ),
             },
@@ -201,12 +197,13 @@ async fn check_server(addr: SocketAddr) -> Check {
     }
 }
 
-/// Connects to an endpoint (params filled with `test`) with a minted token and reports
-/// the server's verdict.
+/// Connects to an endpoint (params filled with `test`) with a minted token, presented
+/// where the first of `sources` says, and reports the server's verdict.
 async fn check_endpoint(
     addr: SocketAddr,
     endpoint: &crate::config::EndpointConfig,
     verifier: &Verifier,
+    sources: &[TokenSource],
 ) -> Check {
     let name = format!("endpoint {}", endpoint.path);
     let path = endpoint
@@ -222,21 +219,28 @@ async fn check_endpoint(
         })
         .collect::<Vec<_>>()
         .join("/");
-    let mut url = format!("ws://{addr}{path}");
-    if endpoint.auth == AuthMode::Jwt {
-        match verifier.mint("doctor", Duration::from_secs(60), &Default::default()) {
-            Ok(token) => url.push_str(&format!("?token={token}")),
-            Err(e) => {
-                return Check::warn(
-                    name,
-                    format!("not tried: {e}"),
-                    "connect with a token from your backend to test it",
-                );
+    let url = Urls::new(addr).ws(&path);
+    let token = match endpoint.auth {
+        AuthMode::None => None,
+        AuthMode::Jwt => {
+            match verifier.mint("doctor", Duration::from_secs(60), &Default::default()) {
+                Ok(token) => Some(token),
+                Err(e) => {
+                    return Check::warn(
+                        name,
+                        format!("not tried: {e}"),
+                        "connect with a token from your backend to test it",
+                    );
+                }
             }
         }
-    }
+    };
+    let request = match handshake_request(&url, token.as_deref(), sources) {
+        Ok(r) => r,
+        Err(e) => return Check::fail(name, format!("{path}: {e}"), "check the endpoint's path"),
+    };
     let attempt = tokio::time::timeout(Duration::from_secs(3), async {
-        let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str()).await?;
+        let (mut ws, _) = tokio_tungstenite::connect_async(request).await?;
         // A refused handshake is closed at once; an accepted one stays quiet.
         let first = tokio::time::timeout(Duration::from_millis(300), ws.next()).await;
         let _ = ws.close(None).await;
@@ -277,6 +281,40 @@ async fn check_endpoint(
     }
 }
 
+/// The handshake request for `url`, with `token` where the first configured source
+/// looks for it (as a client of this config would send it).
+fn handshake_request(
+    url: &str,
+    token: Option<&str>,
+    sources: &[TokenSource],
+) -> Result<tungstenite::handshake::client::Request, tungstenite::Error> {
+    use tungstenite::client::IntoClientRequest;
+    use tungstenite::http::HeaderValue;
+    let Some(token) = token else {
+        return url.into_client_request();
+    };
+    let header =
+        |v: String| HeaderValue::from_str(&v).map_err(|e| tungstenite::Error::HttpFormat(e.into()));
+    match sources.first() {
+        Some(TokenSource::Query(name)) => format!("{url}?{name}={token}").into_client_request(),
+        Some(TokenSource::Header) => {
+            let mut r = url.into_client_request()?;
+            r.headers_mut()
+                .insert("authorization", header(format!("Bearer {token}"))?);
+            Ok(r)
+        }
+        Some(TokenSource::Subprotocol) => {
+            let mut r = url.into_client_request()?;
+            r.headers_mut().insert(
+                "sec-websocket-protocol",
+                header(format!("access_token, {token}"))?,
+            );
+            Ok(r)
+        }
+        None => url.into_client_request(),
+    }
+}
+
 /// Decodes a token and explains each part against the config.
 pub fn explain_token(config: &Config, verifier: &Verifier, token: &str) -> Vec<Check> {
     explain_token_at(config, verifier, token, now_secs())
@@ -289,7 +327,7 @@ fn explain_token_at(config: &Config, verifier: &Verifier, token: &str, now: u64)
         Err(reason) => {
             out.push(Check::fail(
                 "token",
-                reason,
+                reason.to_string(),
                 "paste the whole token: three base64url parts separated by dots",
             ));
             return out;
@@ -382,12 +420,21 @@ fn explain_token_at(config: &Config, verifier: &Verifier, token: &str, now: u64)
             "token signature",
             format!("valid for the configured {want} key"),
         )),
-        Err(reason) if reason.starts_with("bad signature") => out.push(Check::fail(
+        Err(reason @ Rejection::BadSignature { public_key: false }) => out.push(Check::fail(
             "token signature",
-            reason,
+            reason.to_string(),
             "Sockpit's secret must be the backend's signing key: set [auth] secret_env = \"DJANGO_SECRET_KEY\" (or SOCKPIT_JWT_SECRET)",
         )),
-        Err(reason) => out.push(Check::fail("token signature", reason, "see the reason")),
+        Err(reason @ Rejection::BadSignature { public_key: true }) => out.push(Check::fail(
+            "token signature",
+            reason.to_string(),
+            "[auth] public_key_file must hold the public half of the backend's signing key",
+        )),
+        Err(reason) => out.push(Check::fail(
+            "token signature",
+            reason.to_string(),
+            "see the reason",
+        )),
     }
     // Last, the verdict a handshake would get, when nothing above already failed.
     if !out.iter().any(|c| c.verdict == Verdict::Fail) {
@@ -399,7 +446,7 @@ fn explain_token_at(config: &Config, verifier: &Verifier, token: &str, now: u64)
                     p.user_id
                 ),
             )),
-            Err(reason) => out.push(Check::fail("token", reason, "see the reason")),
+            Err(reason) => out.push(Check::fail("token", reason.to_string(), "see the reason")),
         }
     }
     out

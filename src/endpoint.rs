@@ -1,231 +1,13 @@
 //! Endpoints: which WebSocket path a request names, what it captures, which channels
 //! the connection joins, and the nearest known path when it names none.
 //!
-//! Plain types, no transport: the handshake in `server.rs` asks [`Endpoints::resolve`].
+//! Plain types, no transport: the dispatcher asks [`Endpoints::resolve`].
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
-
 use crate::config::EndpointConfig;
-
-/// A path such as `/ws/chat/{room}/`; `{name}` captures one non-empty segment.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct PathPattern {
-    text: String,
-    segments: Vec<Segment>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Segment {
-    Literal(String),
-    Param(String),
-}
-
-impl PathPattern {
-    /// Parses a pattern; it must start with `/` and its `{…}` must be whole segments.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        if !text.starts_with('/') {
-            return Err(format!("path {text:?} must start with /"));
-        }
-        if text.starts_with("/_sockpit/") || text == "/_sockpit" {
-            return Err(format!(
-                "path {text:?} is reserved for Sockpit's own routes"
-            ));
-        }
-        let mut segments = Vec::new();
-        for seg in text[1..].split('/') {
-            if let Some(name) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-                if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                    return Err(format!("path {text:?}: bad parameter {{{name}}}"));
-                }
-                if name == "user" {
-                    return Err(format!(
-                        "path {text:?}: {{user}} is the token's user id and cannot be a path parameter"
-                    ));
-                }
-                segments.push(Segment::Param(name.to_string()));
-            } else if seg.contains(['{', '}']) {
-                return Err(format!(
-                    "path {text:?}: a {{param}} must be a whole segment, as in /ws/chat/{{room}}/"
-                ));
-            } else {
-                segments.push(Segment::Literal(seg.to_string()));
-            }
-        }
-        Ok(Self {
-            text: text.to_string(),
-            segments,
-        })
-    }
-
-    /// The pattern as written.
-    pub fn as_str(&self) -> &str {
-        &self.text
-    }
-
-    /// Names of the `{params}`.
-    pub fn params(&self) -> impl Iterator<Item = &str> {
-        self.segments.iter().filter_map(|s| match s {
-            Segment::Param(p) => Some(p.as_str()),
-            Segment::Literal(_) => None,
-        })
-    }
-
-    /// The captured params if `path` matches.
-    pub fn matches(&self, path: &str) -> Option<BTreeMap<String, String>> {
-        let rest = path.strip_prefix('/')?;
-        let parts: Vec<&str> = rest.split('/').collect();
-        if parts.len() != self.segments.len() {
-            return None;
-        }
-        let mut params = BTreeMap::new();
-        for (seg, part) in self.segments.iter().zip(parts) {
-            match seg {
-                Segment::Literal(l) if l == part => {}
-                Segment::Param(name) if !part.is_empty() => {
-                    // As Django's URL resolver does: `/ws/chat/a%20b/` captures `a b`.
-                    params.insert(name.clone(), percent_decode_segment(part));
-                }
-                _ => return None,
-            }
-        }
-        Some(params)
-    }
-
-    /// The pattern with its params filled from `path`'s segments where the shapes line up,
-    /// so a typo in `/ws/chta/lobby/` suggests `/ws/chat/lobby/`, not `/ws/chat/{room}/`.
-    fn filled_like(&self, path: &str) -> String {
-        let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-        if parts.len() != self.segments.len() {
-            return self.text.clone();
-        }
-        let filled: Vec<&str> = self
-            .segments
-            .iter()
-            .zip(&parts)
-            .map(|(seg, part)| match seg {
-                Segment::Literal(l) => l.as_str(),
-                Segment::Param(_) if !part.is_empty() => part,
-                Segment::Param(_) => "x",
-            })
-            .collect();
-        format!("/{}", filled.join("/"))
-    }
-}
-
-/// Decodes `%XX` escapes in a path segment (`+` stays a plus, as in paths).
-fn percent_decode_segment(s: &str) -> String {
-    let b = s.as_bytes();
-    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && let (Some(h), Some(l)) = (
-                b.get(i + 1).and_then(|&c| hex(c)),
-                b.get(i + 2).and_then(|&c| hex(c)),
-            )
-        {
-            out.push(h * 16 + l);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-impl TryFrom<String> for PathPattern {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        Self::parse(&s)
-    }
-}
-
-impl From<PathPattern> for String {
-    fn from(p: PathPattern) -> String {
-        p.text
-    }
-}
-
-impl fmt::Display for PathPattern {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text)
-    }
-}
-
-/// A channel name template such as `chat.{room}` or `user_{user}`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct ChannelTemplate(String);
-
-impl ChannelTemplate {
-    /// Parses a template; braces must pair up around a name.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        if text.is_empty() {
-            return Err("channel name must not be empty".into());
-        }
-        let mut rest = text;
-        while let Some(open) = rest.find('{') {
-            let close = rest[open..]
-                .find('}')
-                .ok_or_else(|| format!("channel {text:?}: unclosed {{"))?;
-            let name = &rest[open + 1..open + close];
-            if name.is_empty() || name.contains('{') {
-                return Err(format!("channel {text:?}: bad placeholder"));
-            }
-            rest = &rest[open + close + 1..];
-        }
-        if rest.contains('}') {
-            return Err(format!("channel {text:?}: unmatched }}"));
-        }
-        Ok(Self(text.to_string()))
-    }
-
-    /// Names inside `{…}`.
-    pub fn placeholders(&self) -> impl Iterator<Item = &str> {
-        self.0
-            .split('{')
-            .skip(1)
-            .filter_map(|s| s.split_once('}').map(|(n, _)| n))
-    }
-
-    /// The channel name with `{param}` and `{user}` filled in.
-    pub fn render(&self, params: &BTreeMap<String, String>, user: Option<&str>) -> String {
-        let mut out = self.0.clone();
-        for (k, v) in params {
-            out = out.replace(&format!("{{{k}}}"), v);
-        }
-        if let Some(u) = user {
-            out = out.replace("{user}", u);
-        }
-        out
-    }
-}
-
-impl TryFrom<String> for ChannelTemplate {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        Self::parse(&s)
-    }
-}
-
-impl From<ChannelTemplate> for String {
-    fn from(c: ChannelTemplate) -> String {
-        c.0
-    }
-}
-
-impl fmt::Display for ChannelTemplate {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}", self.0)
-    }
-}
 
 /// The configured endpoints, in config order (the first match wins).
 #[derive(Debug, Clone)]
@@ -253,6 +35,26 @@ impl Matched {
     }
 }
 
+/// A path that names no endpoint; its `Display` is the 4004 reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoEndpoint {
+    /// The requested path.
+    pub path: String,
+    /// The known path closest to it, params filled from the request.
+    pub nearest: Option<String>,
+}
+
+impl fmt::Display for NoEndpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.nearest {
+            Some(near) => write!(f, "no endpoint {} — did you mean {near}?", self.path),
+            None => write!(f, "no endpoint {}", self.path),
+        }
+    }
+}
+
+impl std::error::Error for NoEndpoint {}
+
 impl Endpoints {
     /// Wraps the endpoint list.
     pub fn new(list: &[EndpointConfig]) -> Self {
@@ -266,8 +68,8 @@ impl Endpoints {
         self.list.iter().map(|e| e.as_ref())
     }
 
-    /// The endpoint `path` names, or the reason (with the nearest known path) it names none.
-    pub fn resolve(&self, path: &str) -> Result<Matched, String> {
+    /// The endpoint `path` names, or why it names none (with the nearest known path).
+    pub fn resolve(&self, path: &str) -> Result<Matched, NoEndpoint> {
         for e in &self.list {
             if let Some(params) = e.path.matches(path) {
                 return Ok(Matched {
@@ -276,9 +78,9 @@ impl Endpoints {
                 });
             }
         }
-        Err(match self.nearest(path) {
-            Some(near) => format!("no endpoint {path} — did you mean {near}?"),
-            None => format!("no endpoint {path}"),
+        Err(NoEndpoint {
+            path: path.to_string(),
+            nearest: self.nearest(path),
         })
     }
 
@@ -297,40 +99,11 @@ mod tests {
     use crate::config::{AuthMode, OnMessage, default_endpoints};
 
     #[test]
-    fn params_capture_one_segment() {
-        let p = PathPattern::parse("/ws/chat/{room}/").unwrap();
-        let m = p.matches("/ws/chat/lobby/").unwrap();
-        assert_eq!(m["room"], "lobby");
-        assert_eq!(p.matches("/ws/chat/a%20b/").unwrap()["room"], "a b");
-        assert_eq!(p.matches("/ws/chat/100%/").unwrap()["room"], "100%");
-        assert!(p.matches("/ws/chat//").is_none());
-        assert!(p.matches("/ws/chat/a/b/").is_none());
-        assert!(p.matches("/ws/chat/lobby").is_none());
-    }
-
-    #[test]
-    fn bad_patterns_are_refused() {
-        assert!(PathPattern::parse("ws/").is_err());
-        assert!(PathPattern::parse("/ws/a{b}/").is_err());
-        assert!(PathPattern::parse("/_sockpit/x").is_err());
-        assert!(ChannelTemplate::parse("chat.{room").is_err());
-        assert!(ChannelTemplate::parse("").is_err());
-    }
-
-    #[test]
-    fn templates_render() {
-        let t = ChannelTemplate::parse("chat.{room}.{user}").unwrap();
-        let params = BTreeMap::from([("room".to_string(), "lobby".to_string())]);
-        assert_eq!(t.render(&params, Some("7")), "chat.lobby.7");
-        assert_eq!(t.placeholders().collect::<Vec<_>>(), ["room", "user"]);
-    }
-
-    #[test]
     fn typo_suggests_nearest() {
         let eps = Endpoints::new(&default_endpoints());
         let err = eps.resolve("/ws/dashbord/").unwrap_err();
         assert_eq!(
-            err,
+            err.to_string(),
             "no endpoint /ws/dashbord/ — did you mean /ws/dashboard/?"
         );
         let chat = Endpoints::new(&[EndpointConfig::new(
@@ -339,10 +112,12 @@ mod tests {
             AuthMode::None,
             OnMessage::Broadcast,
         )]);
-        assert!(
+        assert_eq!(
             chat.resolve("/ws/chta/lobby/")
                 .unwrap_err()
-                .ends_with("did you mean /ws/chat/lobby/?")
+                .nearest
+                .as_deref(),
+            Some("/ws/chat/lobby/")
         );
     }
 }

@@ -18,13 +18,25 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use ts_rs::TS;
 
+use crate::close::{CloseCode, DropReason};
+
 /// A close code and reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Close {
-    /// WebSocket close code.
+    /// WebSocket close code: one of [`CloseCode`], or any code a kick or the client chose.
     pub code: u16,
     /// Human reason.
     pub reason: String,
+}
+
+impl Close {
+    /// A close with `code` and `reason`.
+    pub fn new(code: impl Into<u16>, reason: impl Into<String>) -> Self {
+        Self {
+            code: code.into(),
+            reason: reason.into(),
+        }
+    }
 }
 
 /// Per-connection traffic counters, updated by the connection's own task.
@@ -69,14 +81,11 @@ impl Conn {
     }
 
     /// Asks the connection to close with `code`/`reason`; the first request wins.
-    pub fn close(&self, code: u16, reason: impl Into<String>) {
+    pub fn close(&self, code: impl Into<u16>, reason: impl Into<String>) {
         {
             let mut r = self.close_reason.lock();
             if r.is_none() {
-                *r = Some(Close {
-                    code,
-                    reason: reason.into(),
-                });
+                *r = Some(Close::new(code, reason));
             }
         }
         self.close.cancel();
@@ -99,9 +108,9 @@ impl Conn {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 if !self.close.is_cancelled() {
-                    stats.drop_client("send_queue_full");
+                    stats.drop_client(DropReason::SendQueueFull);
                     self.close(
-                        1008,
+                        CloseCode::Policy,
                         format!("send queue full ({} messages)", self.send_queue),
                     );
                 }
@@ -139,32 +148,32 @@ pub struct HubStats {
     pub bytes_in: AtomicU64,
     /// Bytes written to clients.
     pub bytes_out: AtomicU64,
-    /// Publishes through the API.
+    /// Publishes (API, library, UI).
     pub published: AtomicU64,
-    /// Handshakes by (verdict, close code); code 0 for accepted.
-    handshakes: Mutex<BTreeMap<(&'static str, u16), u64>>,
+    /// Handshakes by verdict: `None` accepted, else the refusal's close code.
+    handshakes: Mutex<BTreeMap<Option<CloseCode>, u64>>,
     /// Clients the server dropped, by reason.
-    dropped: Mutex<BTreeMap<&'static str, u64>>,
+    dropped: Mutex<BTreeMap<DropReason, u64>>,
 }
 
 impl HubStats {
-    /// Counts a handshake verdict.
-    pub fn handshake(&self, verdict: &'static str, code: u16) {
-        *self.handshakes.lock().entry((verdict, code)).or_default() += 1;
+    /// Counts a handshake: accepted (`None`) or refused with a close code.
+    pub fn handshake(&self, refused: Option<CloseCode>) {
+        *self.handshakes.lock().entry(refused).or_default() += 1;
     }
 
     /// Counts a client dropped by the server.
-    pub fn drop_client(&self, reason: &'static str) {
+    pub fn drop_client(&self, reason: DropReason) {
         *self.dropped.lock().entry(reason).or_default() += 1;
     }
 
-    /// Handshake counts by (verdict, code).
-    pub fn handshakes(&self) -> BTreeMap<(&'static str, u16), u64> {
+    /// Handshake counts by verdict (`None`: accepted).
+    pub fn handshakes(&self) -> BTreeMap<Option<CloseCode>, u64> {
         self.handshakes.lock().clone()
     }
 
     /// Dropped clients by reason.
-    pub fn dropped(&self) -> BTreeMap<&'static str, u64> {
+    pub fn dropped(&self) -> BTreeMap<DropReason, u64> {
         self.dropped.lock().clone()
     }
 }

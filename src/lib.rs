@@ -1,40 +1,65 @@
 //! Sockpit: a local realtime (WebSocket) server for web development.
 //!
 //! The map, from the edge inwards:
-//! - [`server`]: the server object (`Server::start` → [`ServerHandle`]), the accept loop,
-//!   the WebSocket handshake and its verdicts (close codes 4001/4003/4004/4029).
-//! - [`api`]: the `/_sockpit/` HTTP routes (publish, stats, connections, token, events,
-//!   metrics, login), guarded by `Host` and the API key.
-//! - [`connection`]: one WebSocket's task: read, write its queue, ping, close.
+//! - [`supervise`]: a server's lifecycle across runs (start, stop, apply a saved config
+//!   with fallback, stop on a signal) — what the CLI and the desktop app drive.
+//! - [`server`]: one server run (`Server::start` → [`ServerHandle`]), its accept loop and
+//!   router, and idempotent shutdown.
+//! - [`api`]: the `/_sockpit/` HTTP routes, split into guard (Host, key, CORS), admin,
+//!   events, settings and UI.
+//! - `dispatch`: every other request — a WebSocket endpoint, a 426, or the passthrough
+//!   (404 today; where the upstream proxy goes).
+//! - `handshake`: the upgrade's checks in order and its typed verdict ([`handshake::Refused`]).
+//! - `connection`: one WebSocket's task: read, write its queue, ping, close.
+//! - `state`: the server's state and its domain operations (publish, connections, kick,
+//!   stats, tokens), called by the API and the handle alike.
 //! - [`hub`]: connections, channels and fan-out (bounded queues, slow clients closed 1008).
-//! - [`auth`]: SimpleJWT-compatible token checks with human reasons; dev token minting.
-//! - [`endpoint`]: path patterns, channel templates, nearest-path suggestions.
-//! - [`origin`]: the Origin and Host allowlists.
 //! - [`events`]: the typed event log (ring, live subscribers, rotating JSON-lines file).
 //! - [`stats`]: live snapshots with rates, and Prometheus text.
+//! - [`auth`]: SimpleJWT-compatible token checks with typed rejections; dev token minting.
+//! - [`endpoint`]: which endpoint a path names, its channels, the nearest-path suggestion.
+//! - [`pattern`]: path patterns (`/ws/chat/{room}/`) and channel templates (`chat.{room}`).
+//! - [`origin`]: the Origin and Host allowlists.
+//! - [`close`]: the close codes Sockpit sends and why clients are dropped.
 //! - [`config`]: the TOML schema, parsed and validated once.
-//! - [`datadir`]: generated secrets and the log file's home.
+//! - [`secrets`]: the JWT secret and API key, from config, environment or the data dir.
+//! - [`datadir`]: where generated secrets and the log live ([`Paths`]).
 //! - [`settings`]: the config file behind Settings: view, validate, save.
 //! - [`doctor`]: the checks behind `sockpit doctor` and the Doctor screen.
+//! - [`urls`]: the URLs a server answers at (one builder, IPv6 right).
 //! - [`portinfo`]: which process holds a port.
-//! - [`wire`]: the types shared with the UI and their generated TypeScript.
+//! - [`wire`]: the request and response types shared with the UI, and their TypeScript.
+//!
+//! Imports point inwards only: no module imports one that imports it (a test checks).
 #![warn(missing_docs)]
 
 pub mod api;
 pub mod auth;
+pub mod close;
 pub mod config;
-pub mod connection;
+mod connection;
 pub mod datadir;
+mod dispatch;
 pub mod doctor;
 pub mod endpoint;
 pub mod events;
+pub mod handshake;
 pub mod hub;
 pub mod origin;
+pub mod pattern;
 pub mod portinfo;
+pub mod secrets;
 pub mod server;
 pub mod settings;
+mod state;
 pub mod stats;
+pub mod supervise;
+pub mod urls;
 pub mod wire;
 
 pub use config::Config;
-pub use server::{Paths, Server, ServerHandle, StartError};
+pub use datadir::Paths;
+pub use server::{Server, ServerHandle, StartError};
+pub use state::KickError;
+pub use supervise::{Lifecycle, LifecycleError, Supervisor};
+pub use urls::Urls;

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use serde_json::{Map, Value};
 use sockpit::config::{AuthMode, Config};
-use sockpit::{Paths, Server, auth, datadir};
+use sockpit::{Lifecycle, Paths, Supervisor, auth, datadir};
 
 /// `println!` that ignores a closed stdout: `sockpit serve | head -1` must not take the
 /// server down with it.
@@ -205,51 +205,37 @@ fn init_tracing() {
 }
 
 /// Serves until a signal; a config saved through Settings restarts the server with it
-/// (on failure, the previous config comes back).
+/// (on failure, the previous config comes back). The banner is printed at every start.
 async fn serve(config: Config, config_file: PathBuf) -> Result<ExitCode> {
     let paths = Paths::from_env()?.with_config_file(Some(config_file));
-    let mut handle = Server::bind(config, paths.clone()).await?;
-    banner(&handle, &paths);
-    let signal = sockpit::server::shutdown_signal();
-    tokio::pin!(signal);
-    loop {
-        let mut applied = handle.applied_config();
-        tokio::select! {
-            _ = &mut signal => break,
-            changed = applied.changed() => {
-                let Some(next) = changed.ok().and_then(|_| applied.borrow().clone()) else {
-                    continue;
-                };
-                let previous = handle.config().clone();
-                eprintln!("config saved through Settings: restarting");
-                handle.shutdown().await;
-                handle = match Server::bind((*next).clone(), paths.clone()).await {
-                    Ok(h) => h,
-                    Err(e) => {
-                        eprintln!("sockpit: the new config does not start ({e}); back to the previous one");
-                        Server::bind(previous, paths.clone()).await?
-                    }
-                };
-                banner(&handle, &paths);
+    let supervisor = Supervisor::new(config, paths);
+    supervisor.start().await?;
+    let banners = async {
+        let mut state = supervisor.watch();
+        loop {
+            if let Lifecycle::Running(h) = &*state.borrow_and_update() {
+                banner(h, supervisor.paths());
+            }
+            if state.changed().await.is_err() {
+                break;
             }
         }
+    };
+    let stop = async {
+        sockpit::server::shutdown_signal().await;
+        eprintln!("stopping: closing clients with 1001");
+    };
+    tokio::select! {
+        _ = supervisor.run(stop) => {}
+        _ = banners => {}
     }
-    eprintln!("stopping: closing clients with 1001");
-    handle.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }
 
 /// What `serve` prints: where everything is.
 fn banner(handle: &sockpit::ServerHandle, paths: &Paths) {
     let addr = handle.local_addr();
-    let host = if addr.ip().is_unspecified() {
-        "localhost".to_string()
-    } else if addr.is_ipv6() {
-        format!("[{}]", addr.ip())
-    } else {
-        addr.ip().to_string()
-    };
-    let base = format!("{host}:{}", addr.port());
+    let urls = handle.urls();
     say!("Sockpit {} listening on {addr}", env!("CARGO_PKG_VERSION"));
     for e in &handle.config().endpoints {
         let auth = match e.auth {
@@ -258,8 +244,8 @@ fn banner(handle: &sockpit::ServerHandle, paths: &Paths) {
         };
         let channels: Vec<String> = e.channels.iter().map(|c| c.to_string()).collect();
         say!(
-            "  WebSocket  ws://{base}{}  (auth {auth}, on_message {}{})",
-            e.path,
+            "  WebSocket  {}  (auth {auth}, on_message {}{})",
+            urls.ws(e.path.as_str()),
             format!("{:?}", e.on_message).to_lowercase(),
             if channels.is_empty() {
                 String::new()
@@ -268,7 +254,7 @@ fn banner(handle: &sockpit::ServerHandle, paths: &Paths) {
             }
         );
     }
-    say!("  Publish    POST http://{base}/_sockpit/api/publish");
+    say!("  Publish    POST {}", urls.publish());
     if handle.config().api.key.is_empty() {
         say!(
             "  API key    kept in {}",
@@ -277,10 +263,7 @@ fn banner(handle: &sockpit::ServerHandle, paths: &Paths) {
     } else {
         say!("  API key    set in config or SOCKPIT_API_KEY");
     }
-    say!(
-        "  UI login   http://{base}/_sockpit/login?key={}",
-        handle.api_key()
-    );
+    say!("  UI login   {}", urls.login(handle.api_key()));
     say!("  Log file   {}", paths.log_file(handle.config()).display());
     if addr.ip().is_unspecified() {
         say!(

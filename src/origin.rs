@@ -124,13 +124,21 @@ impl fmt::Display for OriginPattern {
 /// them, so they are always allowed: the window's test client connects from there.
 pub const DESKTOP_ORIGINS: &[&str] = &["tauri://localhost", "http://tauri.localhost"];
 
-/// The handshake's Origin verdict: `Err` carries the close reason.
-pub fn check_origin(allowed: &[OriginPattern], origin: Option<&str>) -> Result<(), String> {
+/// An Origin outside `allowed_origins`; its `Display` is the 4003 close reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("origin {0} not in allowed_origins")]
+pub struct OriginNotAllowed(pub String);
+
+/// The handshake's Origin verdict.
+pub fn check_origin(
+    allowed: &[OriginPattern],
+    origin: Option<&str>,
+) -> Result<(), OriginNotAllowed> {
     match origin {
         None => Ok(()),
         Some(o) if DESKTOP_ORIGINS.contains(&o) => Ok(()),
         Some(o) if allowed.iter().any(|p| p.allows(o)) => Ok(()),
-        Some(o) => Err(format!("origin {o} not in allowed_origins")),
+        Some(o) => Err(OriginNotAllowed(o.to_string())),
     }
 }
 
@@ -162,7 +170,9 @@ mod tests {
     use super::*;
 
     fn defaults() -> Vec<OriginPattern> {
-        crate::config::ServerConfig::default().allowed_origins
+        ["http://localhost:*", "http://127.0.0.1:*"]
+            .map(|p| OriginPattern::parse(p).unwrap())
+            .to_vec()
     }
 
     #[test]
@@ -173,7 +183,9 @@ mod tests {
         assert!(check_origin(&a, Some("http://127.0.0.1:3000")).is_ok());
         assert!(check_origin(&a, None).is_ok());
         assert_eq!(
-            check_origin(&a, Some("http://evil.test")).unwrap_err(),
+            check_origin(&a, Some("http://evil.test"))
+                .unwrap_err()
+                .to_string(),
             "origin http://evil.test not in allowed_origins"
         );
         assert!(check_origin(&a, Some("https://localhost:5173")).is_err());

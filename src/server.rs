@@ -1,41 +1,35 @@
 //! The server object: start it from a [`Config`] and a listener, get a [`ServerHandle`]
-//! with the bound address, live stats, an event subscription and an idempotent graceful
-//! [`ServerHandle::shutdown`]. Also the WebSocket handshake and its verdicts.
+//! with the bound address, its URLs, live stats, an event subscription, the domain
+//! operations and an idempotent graceful [`ServerHandle::shutdown`]. Also the accept
+//! loop and the router: `/_sockpit/` routes, and the dispatcher for everything else.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::api::{self, ApiError};
-use crate::auth::{self, Principal, Verifier};
-use crate::config::{AuthMode, Config, RejectMode};
-use crate::connection;
-use crate::datadir;
-use crate::endpoint::{Endpoints, Matched};
+use crate::api;
+use crate::auth::{self, Verifier};
+use crate::config::Config;
+use crate::datadir::Paths;
+use crate::dispatch::{self, Passthrough};
+use crate::endpoint::Endpoints;
 use crate::events::{Event, EventKind, EventLog, Logged};
-use crate::hub::{ConnMeta, Hub, Slot};
-use crate::origin::check_origin;
+use crate::hub::{Hub, Target};
 use crate::portinfo::{self, Holder};
-use crate::stats::{self, StatsSnapshot};
-
-/// Read buffer per WebSocket. tungstenite's default (128 KiB) stays resident per idle
-/// connection; 4 KiB keeps an idle connection small and still reads large messages
-/// (the buffer grows for them).
-const READ_BUFFER: usize = 4 << 10;
-/// Write buffer per WebSocket: frames are flushed once this much is pending.
-const WRITE_BUFFER: usize = 8 << 10;
+use crate::secrets::{Secrets, SecretsError};
+use crate::state::{KickError, Shared};
+use crate::stats::{self, ConnectionInfo, StatsSnapshot};
+use crate::urls::Urls;
+use crate::wire::Kicked;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -56,152 +50,12 @@ pub enum StartError {
         /// The OS error.
         source: std::io::Error,
     },
-    /// The data dir could not be used.
+    /// The secrets could not be resolved.
     #[error(transparent)]
-    DataDir(#[from] datadir::DataDirError),
+    Secrets(#[from] SecretsError),
     /// The auth setup is wrong.
     #[error(transparent)]
     Auth(#[from] auth::AuthError),
-    /// `api.key_env` names a variable that is not set.
-    #[error("api.key_env: environment variable {0} is not set")]
-    KeyEnvMissing(String),
-}
-
-/// Where the server keeps its files; from `SOCKPIT_DATA_DIR` by default.
-#[derive(Debug, Clone)]
-pub struct Paths {
-    /// The data dir.
-    pub data_dir: PathBuf,
-    /// The config file Settings reads and writes; `None`: Settings is read-only.
-    pub config_file: Option<PathBuf>,
-}
-
-impl Paths {
-    /// `SOCKPIT_DATA_DIR`, else the OS data dir; no config file.
-    pub fn from_env() -> Result<Self, datadir::DataDirError> {
-        Ok(Self::in_dir(datadir::resolve()?))
-    }
-
-    /// Everything in `data_dir`; no config file.
-    pub fn in_dir(data_dir: PathBuf) -> Self {
-        Self {
-            data_dir,
-            config_file: None,
-        }
-    }
-
-    /// The same, with the config file Settings writes.
-    pub fn with_config_file(mut self, file: Option<PathBuf>) -> Self {
-        self.config_file = file;
-        self
-    }
-
-    /// The event log file for `config`.
-    pub fn log_file(&self, config: &Config) -> PathBuf {
-        config
-            .log
-            .file
-            .clone()
-            .unwrap_or_else(|| self.data_dir.join(datadir::LOG_FILE))
-    }
-}
-
-/// Secrets resolved from config, environment and the data dir.
-#[derive(Clone)]
-pub struct Secrets {
-    /// HMAC secret for HS* tokens.
-    pub jwt_secret: String,
-    /// API key for `/_sockpit/api/*`.
-    pub api_key: String,
-}
-
-impl std::fmt::Debug for Secrets {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secrets(…redacted)")
-    }
-}
-
-impl Secrets {
-    /// Config value, else the named env var, else the file generated in the data dir.
-    pub fn resolve(config: &Config, paths: &Paths) -> Result<Self, StartError> {
-        let jwt_secret = if !config.auth.secret.is_empty() {
-            config.auth.secret.clone()
-        } else if let Some(var) = &config.auth.secret_env {
-            std::env::var(var)
-                .ok()
-                .filter(|v| !v.is_empty())
-                .ok_or_else(|| auth::AuthError::SecretEnvMissing(var.clone()))?
-        } else {
-            datadir::read_or_generate(&paths.data_dir, datadir::SECRET_FILE)?
-        };
-        let api_key = if !config.api.key.is_empty() {
-            config.api.key.clone()
-        } else if let Some(var) = &config.api.key_env {
-            std::env::var(var)
-                .ok()
-                .filter(|v| !v.is_empty())
-                .ok_or_else(|| StartError::KeyEnvMissing(var.clone()))?
-        } else {
-            datadir::read_or_generate(&paths.data_dir, datadir::API_KEY_FILE)?
-        };
-        Ok(Self {
-            jwt_secret,
-            api_key,
-        })
-    }
-}
-
-impl Verifier {
-    /// The verifier a server with `config` and `paths` uses (same secret, same rules):
-    /// what `sockpit token` and `sockpit doctor` need to agree with a running server.
-    pub fn for_config(config: &Config, paths: &Paths) -> Result<Self, StartError> {
-        let secrets = Secrets::resolve(config, paths)?;
-        Ok(Self::new(&config.auth, &secrets.jwt_secret)?)
-    }
-}
-
-/// State shared by every handler and connection task.
-pub(crate) struct Shared {
-    pub config: Config,
-    pub endpoints: Endpoints,
-    pub verifier: Verifier,
-    pub api_key: String,
-    pub hub: Arc<Hub>,
-    pub events: EventLog,
-    /// Latest stats snapshot; written by the sampler task only.
-    pub stats: watch::Receiver<Arc<StatsSnapshot>>,
-    /// Cancelled once, by shutdown: every task watches it.
-    pub stop: CancellationToken,
-    /// Every background task (accept loop, HTTP connections, sampler, log writer), so
-    /// shutdown can wait for them.
-    pub tracker: TaskTracker,
-    /// Every WebSocket task (clients, refused handshakes being closed, UI event streams):
-    /// shutdown waits for these to send their 1001 before the last event is written.
-    pub sockets: TaskTracker,
-    /// Set by the first `shutdown()`; later calls only wait.
-    pub shutting_down: std::sync::atomic::AtomicBool,
-    /// Where secrets, the log and the config file live.
-    pub paths: Paths,
-    /// A config saved through Settings, for whoever owns this server to restart with
-    /// (the CLI's serve loop, the desktop controller). Written by the API only.
-    pub applied: watch::Sender<Option<Arc<Config>>>,
-    pub started: Instant,
-    pub local_addr: SocketAddr,
-}
-
-impl Shared {
-    pub(crate) fn snapshot_now(&self) -> StatsSnapshot {
-        let mut s = stats::snapshot(
-            &self.hub,
-            &self.endpoints,
-            self.started,
-            self.events.dropped(),
-        );
-        let latest = self.stats.borrow();
-        s.messages_in_per_s = latest.messages_in_per_s;
-        s.messages_out_per_s = latest.messages_out_per_s;
-        s
-    }
 }
 
 /// Entry point: `Server::start` or `Server::bind`.
@@ -238,41 +92,7 @@ impl Server {
             addr: SocketAddr::new(config.server.bind, config.server.port),
             source,
         })?;
-        let secrets = Secrets::resolve(&config, &paths)?;
-        let verifier = Verifier::new(&config.auth, &secrets.jwt_secret)?;
-        let tracker = TaskTracker::new();
-        let stop = CancellationToken::new();
-        let events = EventLog::new(
-            config.log.ring.get(),
-            Some(paths.log_file(&config)),
-            &tracker,
-        );
-        let hub = Arc::new(Hub::new(
-            config.server.max_connections.get(),
-            config.server.send_queue.get(),
-        ));
-        let endpoints = Endpoints::new(&config.endpoints);
-        let started = Instant::now();
-        let first = stats::snapshot(&hub, &endpoints, started, 0);
-        let (stats_tx, stats_rx) = watch::channel(Arc::new(first));
-        let shared = Arc::new(Shared {
-            endpoints,
-            verifier,
-            api_key: secrets.api_key,
-            hub,
-            events,
-            stats: stats_rx,
-            stop: stop.clone(),
-            tracker: tracker.clone(),
-            sockets: TaskTracker::new(),
-            shutting_down: std::sync::atomic::AtomicBool::new(false),
-            paths,
-            applied: watch::channel(None).0,
-            started,
-            local_addr,
-            config,
-        });
-
+        let (shared, stats_tx) = new_state(config, paths, local_addr)?;
         if shared.config.server.bind.is_unspecified() {
             tracing::warn!(
                 "binding {} exposes Sockpit to your network; use 127.0.0.1 unless you mean it",
@@ -283,16 +103,17 @@ impl Server {
             tracing::warn!("[proxy] upstream is not implemented yet; other HTTP requests get 404");
         }
 
-        {
-            let s = shared.clone();
-            tracker.spawn(stats::run_sampler(
-                move || stats::snapshot(&s.hub, &s.endpoints, s.started, s.events.dropped()),
-                stats_tx,
-                stop.clone(),
-            ));
-        }
+        let stop = shared.stop.clone();
+        let s = shared.clone();
+        shared.tracker.spawn(stats::run_sampler(
+            move || stats::snapshot(&s.hub, &s.endpoints, s.started, s.events.dropped()),
+            stats_tx,
+            stop,
+        ));
         let app = router(shared.clone());
-        tracker.spawn(accept_loop(listener, app, shared.clone()));
+        shared
+            .tracker
+            .spawn(accept_loop(listener, app, shared.clone()));
 
         let mut e = Event::new(EventKind::ServerStarted);
         e.remote = Some(local_addr.to_string());
@@ -302,6 +123,48 @@ impl Server {
 
         Ok(ServerHandle { shared })
     }
+}
+
+/// The state of one server run, with the stats sampler's sender for the caller to spawn.
+fn new_state(
+    config: Config,
+    paths: Paths,
+    local_addr: SocketAddr,
+) -> Result<(Arc<Shared>, watch::Sender<Arc<StatsSnapshot>>), StartError> {
+    let secrets = Secrets::resolve(&config, &paths)?;
+    let verifier = Verifier::new(&config.auth, &secrets.jwt_secret)?;
+    let tracker = TaskTracker::new();
+    let events = EventLog::new(
+        config.log.ring.get(),
+        Some(paths.log_file(&config)),
+        &tracker,
+    );
+    let hub = Arc::new(Hub::new(
+        config.server.max_connections.get(),
+        config.server.send_queue.get(),
+    ));
+    let endpoints = Endpoints::new(&config.endpoints);
+    let started = Instant::now();
+    let first = stats::snapshot(&hub, &endpoints, started, 0);
+    let (stats_tx, stats_rx) = watch::channel(Arc::new(first));
+    let shared = Arc::new(Shared {
+        endpoints,
+        verifier,
+        api_key: secrets.api_key,
+        hub,
+        events,
+        stats: stats_rx,
+        stop: CancellationToken::new(),
+        tracker,
+        sockets: TaskTracker::new(),
+        shutting_down: AtomicBool::new(false),
+        paths,
+        applied: watch::channel(None).0,
+        started,
+        local_addr,
+        config,
+    });
+    Ok((shared, stats_tx))
 }
 
 /// A running server. Dropping it does not stop it; call [`ServerHandle::shutdown`].
@@ -324,6 +187,11 @@ impl ServerHandle {
         self.shared.local_addr
     }
 
+    /// Where the server answers: HTTP, WebSocket, publish and login URLs.
+    pub fn urls(&self) -> Urls {
+        self.shared.urls()
+    }
+
     /// The config in force.
     pub fn config(&self) -> &Config {
         &self.shared.config
@@ -339,7 +207,8 @@ impl ServerHandle {
         self.shared.snapshot_now()
     }
 
-    /// The stats as the sampler publishes them (every 250 ms).
+    /// The stats as the sampler publishes them (every 250 ms); the sender is dropped
+    /// when the server stops.
     pub fn watch_stats(&self) -> watch::Receiver<Arc<StatsSnapshot>> {
         self.shared.stats.clone()
     }
@@ -355,24 +224,19 @@ impl ServerHandle {
     }
 
     /// Current connections.
-    pub fn connections(&self) -> Vec<stats::ConnectionInfo> {
-        api::connection_list(&self.shared)
+    pub fn connections(&self) -> Vec<ConnectionInfo> {
+        self.shared.connections()
     }
 
-    /// Publishes `data` (JSON; a string is sent as its text) to a target.
-    pub fn publish(&self, target: crate::hub::Target, data: &serde_json::Value) -> u64 {
-        api::publish(&self.shared, target, data)
+    /// Publishes `data` (JSON; a string is sent as its text) to a target; returns how
+    /// many connections took it.
+    pub fn publish(&self, target: Target, data: &serde_json::Value) -> u64 {
+        self.shared.publish(target, data)
     }
 
-    /// Closes one connection; `false` if there is no such connection.
-    pub fn kick(&self, id: &str, code: u16, reason: &str) -> bool {
-        match self.shared.hub.get(id) {
-            Some(c) => {
-                c.close(code, reason);
-                true
-            }
-            None => false,
-        }
+    /// Closes one connection with `code` (1000 or 3000–4999) and `reason`.
+    pub fn kick(&self, id: &str, code: u16, reason: &str) -> Result<Kicked, KickError> {
+        self.shared.kick(id, code, reason)
     }
 
     /// Mints a dev token valid for this server's auth config.
@@ -382,7 +246,7 @@ impl ServerHandle {
         ttl: Duration,
         claims: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<String, auth::AuthError> {
-        self.shared.verifier.mint(user_id, ttl, claims)
+        self.shared.mint_token(user_id, ttl, claims)
     }
 
     /// Configs saved through Settings (`PUT /_sockpit/api/config`): the owner restarts
@@ -405,7 +269,6 @@ impl ServerHandle {
     /// Stops accepting, closes every client with 1001, flushes the log and waits for
     /// every task. Safe to call more than once, from several places.
     pub async fn shutdown(&self) {
-        use std::sync::atomic::Ordering;
         let first = !self.shared.shutting_down.swap(true, Ordering::AcqRel);
         self.shared.stop.cancel();
         if first {
@@ -427,12 +290,12 @@ impl ServerHandle {
 /// How long shutdown waits for sockets to close: longer than one close can take.
 const SOCKETS_GRACE: Duration = Duration::from_secs(8);
 
-/// The whole HTTP surface: `/_sockpit/*` and, for every other path, the WebSocket
-/// endpoints (or a 404 that names the nearest endpoint).
+/// The whole HTTP surface: `/_sockpit/*`, and the dispatcher for every other request
+/// (WebSocket endpoints, or the passthrough: 404 today, the upstream proxy later).
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .merge(api::router(shared.clone()))
-        .fallback(ws_or_not_found)
+        .fallback_service(dispatch::service(shared.clone(), Passthrough::not_found()))
         .with_state(shared)
 }
 
@@ -479,204 +342,6 @@ async fn accept_loop(listener: TcpListener, app: Router, shared: Arc<Shared>) {
     }
 }
 
-/// A refused handshake.
-struct Verdict {
-    code: u16,
-    reason: String,
-    endpoint: Option<String>,
-}
-
-impl Verdict {
-    fn status(&self) -> StatusCode {
-        match self.code {
-            4001 => StatusCode::UNAUTHORIZED,
-            4003 => StatusCode::FORBIDDEN,
-            4004 => StatusCode::NOT_FOUND,
-            _ => StatusCode::SERVICE_UNAVAILABLE,
-        }
-    }
-}
-
-/// What passed the checks.
-struct Admitted {
-    matched: Matched,
-    principal: Option<Principal>,
-    slot: Slot,
-}
-
-fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
-    header_str(headers, header::UPGRADE).is_some_and(|u| u.eq_ignore_ascii_case("websocket"))
-}
-
-async fn ws_or_not_found(
-    State(shared): State<Arc<Shared>>,
-    ConnectInfo(remote): ConnectInfo<SocketAddr>,
-    req: Request,
-) -> Response {
-    let (mut parts, _body) = req.into_parts();
-    let path = parts.uri.path().to_string();
-    if !is_websocket_upgrade(&parts.headers) {
-        return match shared.endpoints.resolve(&path) {
-            Ok(_) => ApiError::UpgradeRequired(format!(
-                "{path} is a WebSocket endpoint: connect with ws://{}{path}",
-                header_str(&parts.headers, header::HOST).unwrap_or("localhost:8000")
-            ))
-            .into_response(),
-            Err(reason) => ApiError::NotFound(reason).into_response(),
-        };
-    }
-    let mut ws = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
-        Ok(ws) => ws,
-        Err(rejection) => return rejection.into_response(),
-    };
-    let origin = header_str(&parts.headers, header::ORIGIN).map(str::to_string);
-    let offered: Vec<String> = ws
-        .requested_protocols()
-        .filter_map(|p| p.to_str().ok().map(str::to_string))
-        .collect();
-    let offered_refs: Vec<&str> = offered.iter().map(String::as_str).collect();
-    let query = parts.uri.query();
-    let shown_path = match query {
-        Some(q) => format!("{path}?{}", auth::redact_query(q)),
-        None => path.clone(),
-    };
-
-    let found = auth::find_token(
-        &shared.config.auth.token_sources,
-        query,
-        header_str(&parts.headers, header::AUTHORIZATION),
-        &offered_refs,
-    );
-    // Echo a subprotocol whenever the client offered one: a browser that offered one and
-    // got none back fails the handshake with 1006, hiding our close code and reason.
-    let echo = found
-        .as_ref()
-        .and_then(|f| f.echo_protocol.clone())
-        .or_else(|| {
-            offered
-                .iter()
-                .find(|p| Some(p.as_str()) != found.as_ref().map(|f| f.token.as_str()))
-                .cloned()
-        });
-    if let Some(p) = echo.as_deref().and_then(|p| p.parse().ok()) {
-        ws.set_selected_protocol(p);
-    }
-
-    let verdict = check(&shared, &path, origin.as_deref(), found.map(|f| f.token));
-    let cfg = &shared.config.server;
-    match verdict {
-        Err(v) => {
-            shared.hub.stats.handshake("rejected", v.code);
-            let mut e = Event::new(EventKind::HandshakeRejected);
-            e.path = Some(shown_path.clone());
-            e.endpoint = v.endpoint.clone();
-            e.remote = Some(remote.to_string());
-            e.origin = origin.clone();
-            e.code = Some(v.code);
-            e.reason = Some(v.reason.clone());
-            shared.events.emit(e);
-            tracing::info!(path = %shown_path, code = v.code, "handshake rejected: {}", v.reason);
-            if shared.config.server.reject == RejectMode::Http {
-                let status = v.status();
-                return ApiError::Handshake(status, v.reason).into_response();
-            }
-            let guard = shared.sockets.token();
-            ws.max_message_size(cfg.max_message_bytes.get())
-                .read_buffer_size(READ_BUFFER)
-                .on_upgrade(move |mut socket| async move {
-                    connection::send_close(&mut socket, v.code, &v.reason).await;
-                    drop(guard);
-                })
-        }
-        Ok(Admitted {
-            matched,
-            principal,
-            slot,
-        }) => {
-            shared.hub.stats.handshake("accepted", 0);
-            let user = principal.map(|p| p.user_id);
-            let endpoint = matched.endpoint.clone();
-            let channels = matched.channels(user.as_deref());
-            let s = shared.clone();
-            let guard = shared.sockets.token();
-            ws.max_message_size(cfg.max_message_bytes.get())
-                .max_frame_size(cfg.max_message_bytes.get())
-                .read_buffer_size(READ_BUFFER)
-                .write_buffer_size(WRITE_BUFFER)
-                .on_upgrade(move |socket| async move {
-                    let (conn, rx) = s.hub.register(ConnMeta {
-                        endpoint: endpoint.path.as_str().to_string(),
-                        path,
-                        channels,
-                        user,
-                        remote,
-                        origin,
-                    });
-                    connection::run(socket, s.clone(), conn, rx, endpoint, slot).await;
-                    drop(guard);
-                })
-        }
-    }
-}
-
-/// The handshake checks, in the order a developer would fix them.
-fn check(
-    shared: &Arc<Shared>,
-    path: &str,
-    origin: Option<&str>,
-    token: Option<String>,
-) -> Result<Admitted, Verdict> {
-    let matched = shared.endpoints.resolve(path).map_err(|reason| Verdict {
-        code: 4004,
-        reason,
-        endpoint: None,
-    })?;
-    let endpoint = Some(matched.endpoint.path.as_str().to_string());
-    check_origin(&shared.config.server.allowed_origins, origin).map_err(|reason| Verdict {
-        code: 4003,
-        reason,
-        endpoint: endpoint.clone(),
-    })?;
-    let principal = match matched.endpoint.auth {
-        AuthMode::None => None,
-        AuthMode::Jwt => {
-            let source_hint = || match shared.config.auth.token_sources.first() {
-                Some(crate::config::TokenSource::Query(q)) => format!("?{q}=…"),
-                Some(crate::config::TokenSource::Header) => "Authorization: Bearer …".into(),
-                _ => "Sec-WebSocket-Protocol".into(),
-            };
-            let token = token.ok_or_else(|| Verdict {
-                code: 4001,
-                reason: format!("no token (expected {})", source_hint()),
-                endpoint: endpoint.clone(),
-            })?;
-            Some(shared.verifier.verify(&token).map_err(|reason| Verdict {
-                code: 4001,
-                reason,
-                endpoint: endpoint.clone(),
-            })?)
-        }
-    };
-    // Reserve last, so a refused handshake never holds a place.
-    let slot = shared.hub.try_admit().ok_or_else(|| Verdict {
-        code: 4029,
-        reason: format!(
-            "max_connections {} reached",
-            shared.config.server.max_connections.0
-        ),
-        endpoint,
-    })?;
-    Ok(Admitted {
-        matched,
-        principal,
-        slot,
-    })
-}
-
 /// Resolves on Ctrl-C or SIGTERM: the signals on which a Sockpit process stops
 /// gracefully.
 pub async fn shutdown_signal() {
@@ -698,5 +363,196 @@ pub async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The router without a socket (`oneshot`): guards, dispatch and API errors.
+    use axum::body::{Body, to_bytes};
+    use axum::http::{Method, Request, StatusCode, header};
+    use serde_json::{Value, json};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    const KEY: &str = "oneshot-key";
+
+    /// A server's router on a data dir of its own, bound to nothing.
+    fn app() -> Router {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "sockpit-oneshot-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let mut config = Config::default();
+        config.api.key = KEY.into();
+        config.auth.secret = "oneshot-secret".into();
+        config.log.file = Some(dir.join("log.jsonl"));
+        let (shared, _stats) = new_state(
+            config,
+            Paths::in_dir(dir),
+            SocketAddr::from(([127, 0, 0, 1], 8000)),
+        )
+        .expect("test state");
+        router(shared)
+    }
+
+    fn request(method: Method, uri: &str) -> axum::http::request::Builder {
+        Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::HOST, "127.0.0.1:8000")
+    }
+
+    async fn send(req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Value) {
+        let resp = app().oneshot(req).await.expect("infallible");
+        let (parts, body) = resp.into_parts();
+        let bytes = to_bytes(body, 1 << 20).await.expect("body");
+        let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (parts.status, parts.headers, json)
+    }
+
+    #[tokio::test]
+    async fn host_and_key_guard_the_api() {
+        let no_host = Request::get("/_sockpit/api/stats")
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(send(no_host).await.0, StatusCode::BAD_REQUEST);
+        let rebinding = Request::get("/_sockpit/api/stats")
+            .header(header::HOST, "evil.test:8000")
+            .header("x-api-key", KEY)
+            .body(Body::empty())
+            .unwrap();
+        let (status, _, body) = send(rebinding).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert_eq!(body["error"], "forbidden");
+        let (status, headers, body) = send(
+            request(Method::GET, "/_sockpit/api/stats")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(headers.contains_key(header::WWW_AUTHENTICATE));
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap()
+                .contains("API key required")
+        );
+        let ok = request(Method::GET, "/_sockpit/api/stats")
+            .header("x-api-key", KEY)
+            .body(Body::empty())
+            .unwrap();
+        let (status, _, body) = send(ok).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["connections"], 0);
+    }
+
+    #[tokio::test]
+    async fn the_desktop_window_may_save_settings() {
+        // Settings saves with PUT: the webview's preflight must allow it.
+        let preflight = request(Method::OPTIONS, "/_sockpit/api/config")
+            .header(header::ORIGIN, "tauri://localhost")
+            .header(header::ACCESS_CONTROL_REQUEST_METHOD, "PUT")
+            .body(Body::empty())
+            .unwrap();
+        let (status, headers, _) = send(preflight).await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        let methods = headers[header::ACCESS_CONTROL_ALLOW_METHODS]
+            .to_str()
+            .unwrap();
+        for m in ["GET", "POST", "PUT", "DELETE"] {
+            assert!(methods.contains(m), "{m} missing from {methods}");
+        }
+        // A web page's origin gets no CORS headers at all.
+        let foreign = request(Method::OPTIONS, "/_sockpit/api/config")
+            .header(header::ORIGIN, "http://localhost:3000")
+            .body(Body::empty())
+            .unwrap();
+        let (_, headers, _) = send(foreign).await;
+        assert!(!headers.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN));
+    }
+
+    #[tokio::test]
+    async fn requests_that_are_not_ours_are_dispatched() {
+        let plain = request(Method::GET, "/ws/echo/")
+            .body(Body::empty())
+            .unwrap();
+        let (status, _, body) = send(plain).await;
+        assert_eq!(status, StatusCode::UPGRADE_REQUIRED);
+        assert_eq!(
+            body["detail"],
+            "/ws/echo/ is a WebSocket endpoint: connect with ws://127.0.0.1:8000/ws/echo/"
+        );
+        let typo = request(Method::POST, "/ws/dashbord/")
+            .body(Body::empty())
+            .unwrap();
+        let (status, _, body) = send(typo).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(
+            body["detail"],
+            "no endpoint /ws/dashbord/ — did you mean /ws/dashboard/?"
+        );
+    }
+
+    #[tokio::test]
+    async fn api_errors_name_what_is_wrong() {
+        let keyed = |method: Method, uri: &str, body: &str| {
+            request(method, uri)
+                .header("x-api-key", KEY)
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body.to_string()))
+                .unwrap()
+        };
+        let (status, _, body) = send(keyed(Method::POST, "/_sockpit/api/publish", "{")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(body["detail"].as_str().unwrap().contains("not valid JSON"));
+        let two = json!({"channel": "a", "user": 1, "data": 1}).to_string();
+        let (status, _, body) = send(keyed(Method::POST, "/_sockpit/api/publish", &two)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap()
+                .contains("exactly one target")
+        );
+        let user = json!({"user": true, "data": 1}).to_string();
+        let (status, _, body) = send(keyed(Method::POST, "/_sockpit/api/publish", &user)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap()
+                .contains("a non-empty string or a number")
+        );
+        let ok = json!({"user": 7, "data": {"n": 1}}).to_string();
+        let (status, _, body) = send(keyed(Method::POST, "/_sockpit/api/publish", &ok)).await;
+        assert_eq!((status, body), (StatusCode::OK, json!({"delivered": 0})));
+        let (status, _, body) =
+            send(keyed(Method::DELETE, "/_sockpit/api/connections/c99", "")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(
+            body,
+            json!({"error": "not_found", "detail": "no connection c99"})
+        );
+        let (status, _, body) = send(keyed(
+            Method::DELETE,
+            "/_sockpit/api/connections/c1?code=1006",
+            "",
+        ))
+        .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap()
+                .contains("1006 cannot be sent")
+        );
+        let token = json!({"user_id": "", "ttl_s": 60}).to_string();
+        let (status, _, _) = send(keyed(Method::POST, "/_sockpit/api/token", &token)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     }
 }

@@ -119,6 +119,31 @@ pub fn save(text: &str, file: Option<&Path>) -> Result<Config, SaveError> {
     Ok(config)
 }
 
+/// Why [`save_port`] did not write.
+#[derive(Debug, thiserror::Error)]
+pub enum PortSaveError {
+    /// The file on disk does not load (it is left as it is).
+    #[error(transparent)]
+    Load(ConfigError),
+    /// Writing failed (nothing changed on disk).
+    #[error(transparent)]
+    Write(#[from] datadir::DataDirError),
+}
+
+/// Sets `[server] port` in `file` (creating it with only that key when missing). The
+/// file's other values are kept; a file that does not load is left alone.
+pub fn save_port(file: &Path, port: u16) -> Result<(), PortSaveError> {
+    let text = if file.exists() {
+        let mut on_disk = Config::from_file(file).map_err(PortSaveError::Load)?;
+        on_disk.server.port = port;
+        on_disk.to_toml()
+    } else {
+        format!("[server]\nport = {port}\n")
+    };
+    datadir::write_private(file, text.as_bytes())?;
+    Ok(())
+}
+
 fn corrupt_name(file: &Path) -> PathBuf {
     let mut s = file.as_os_str().to_owned();
     s.push(format!(".corrupt-{}", crate::auth::now_secs()));

@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use ts_rs::TS;
 
+use crate::close::DropReason;
 use crate::endpoint::Endpoints;
 use crate::hub::{Conn, Hub};
 
@@ -50,8 +51,8 @@ pub struct StatsSnapshot {
     pub messages_in_per_s: f64,
     /// Messages out per second over the last second.
     pub messages_out_per_s: f64,
-    /// Clients the server closed, by reason (`send_queue_full`, `message_too_big`, …).
-    pub dropped_clients: BTreeMap<String, u64>,
+    /// Clients the server closed, by reason.
+    pub dropped_clients: BTreeMap<DropReason, u64>,
     /// Events the log file writer dropped because the disk was behind.
     pub log_dropped: u64,
 }
@@ -144,11 +145,7 @@ pub fn snapshot(
         published: s.published.load(Ordering::Relaxed),
         messages_in_per_s: 0.0,
         messages_out_per_s: 0.0,
-        dropped_clients: s
-            .dropped()
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect(),
+        dropped_clients: s.dropped(),
         log_dropped,
     }
 }
@@ -250,7 +247,11 @@ pub fn prometheus(snap: &StatsSnapshot, hub: &Hub) -> String {
         out,
         "# HELP sockpit_handshakes_total WebSocket handshakes by verdict and close code.\n# TYPE sockpit_handshakes_total counter"
     );
-    for ((verdict, code), n) in hub.stats.handshakes() {
+    for (refused, n) in hub.stats.handshakes() {
+        let (verdict, code) = match refused {
+            None => ("accepted", 0),
+            Some(c) => ("rejected", c.code()),
+        };
         let _ = writeln!(
             out,
             "sockpit_handshakes_total{{verdict=\"{verdict}\",code=\"{code}\"}} {n}"
@@ -263,7 +264,8 @@ pub fn prometheus(snap: &StatsSnapshot, hub: &Hub) -> String {
     for (reason, n) in &snap.dropped_clients {
         let _ = writeln!(
             out,
-            "sockpit_dropped_clients_total{{reason=\"{reason}\"}} {n}"
+            "sockpit_dropped_clients_total{{reason=\"{}\"}} {n}",
+            reason.as_str()
         );
     }
     out

@@ -346,7 +346,7 @@ async fn slow_client_is_closed_1008_and_readers_get_everything() -> Result<()> {
             .handle
             .stats()
             .dropped_clients
-            .get("send_queue_full")
+            .get(&sockpit::close::DropReason::SendQueueFull)
             .copied();
         if dropped == Some(1)
             && let Some(mut ws) = slow.take()

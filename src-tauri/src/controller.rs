@@ -1,14 +1,15 @@
-//! The one owner of the server's lifecycle in the desktop app: start, stop, restart,
-//! status. Knows nothing of Tauri: the shell watches [`Controller::watch`] and mirrors
-//! the status into the tray, the window and notifications.
+//! The desktop's controller: the library's [`Supervisor`] (start, stop, restart, apply,
+//! another port) plus the [`Status`] the tray and the window show. Knows nothing of
+//! Tauri: the shell watches [`Controller::watch`] and mirrors the status into the tray,
+//! the window and notifications.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
 use sockpit::config::Config;
-use sockpit::server::StartError;
-use sockpit::{Paths, Server, ServerHandle};
-use tokio::sync::{Mutex, watch};
+use sockpit::{Lifecycle, LifecycleError, Paths, ServerHandle, StartError, Supervisor};
+use tokio::sync::watch;
 use ts_rs::TS;
 
 /// What the server is doing.
@@ -109,19 +110,21 @@ pub enum ControlError {
     Config(String),
 }
 
-struct Inner {
-    config: Config,
-    handle: Option<ServerHandle>,
+impl From<LifecycleError> for ControlError {
+    fn from(e: LifecycleError) -> Self {
+        match e {
+            LifecycleError::ConfigFile(_) | LifecycleError::Write(_) => Self::Config(e.to_string()),
+            _ => Self::Start(e.to_string()),
+        }
+    }
 }
 
-/// Owns the server. Clone-free: keep it in an `Arc` or Tauri state.
+/// The desktop's view of the library's [`Supervisor`]: the same lifecycle, plus the
+/// [`Status`] the tray and the window show.
 pub struct Controller {
-    /// Serialises start/stop/restart. A tokio mutex on purpose: a lifecycle step awaits
-    /// the server's start or shutdown, and a second click must wait for the first.
-    inner: Mutex<Inner>,
-    /// Data dir, and the desktop config file (`paths.config_file`).
-    paths: Paths,
-    /// The current status; the shell watches it.
+    /// Owns the server's lifecycle (shared with the task that follows Settings).
+    supervisor: Arc<Supervisor>,
+    /// The current status; derived from the supervisor's state by [`Controller::refresh`].
     status: watch::Sender<Status>,
 }
 
@@ -130,13 +133,14 @@ impl Controller {
     pub fn new(config: Config, paths: Paths, tray: bool) -> Self {
         let (status, _) = watch::channel(Status::stopped(config.server.port, tray));
         Self {
-            inner: Mutex::new(Inner {
-                config,
-                handle: None,
-            }),
-            paths,
+            supervisor: Arc::new(Supervisor::new(config, paths)),
             status,
         }
+    }
+
+    /// The lifecycle owner, for the task that follows configs saved through Settings.
+    pub fn supervisor(&self) -> &Arc<Supervisor> {
+        &self.supervisor
     }
 
     /// The current status.
@@ -150,125 +154,43 @@ impl Controller {
     }
 
     /// The running server, if any.
-    pub async fn handle(&self) -> Option<ServerHandle> {
-        self.inner.lock().await.handle.clone()
+    pub fn handle(&self) -> Option<ServerHandle> {
+        self.supervisor.handle()
     }
 
     /// Starts the server (a no-op when running). A bind error is a value: the status
     /// becomes `error` with the reason and, for a taken port, who holds it.
     pub async fn start(&self) -> Result<Status, ControlError> {
-        let mut inner = self.inner.lock().await;
-        if inner.handle.is_some() {
-            return Ok(self.status());
-        }
-        let tray = self.status.borrow().tray;
-        match Server::bind(inner.config.clone(), self.paths.clone()).await {
-            Ok(handle) => {
-                let addr = handle.local_addr();
-                let host = if addr.ip().is_unspecified() {
-                    "127.0.0.1".to_string()
-                } else {
-                    addr.ip().to_string()
-                };
-                let ws_path = handle
-                    .config()
-                    .endpoints
-                    .first()
-                    .map(|e| e.path.as_str().to_string())
-                    .unwrap_or_else(|| "/".into());
-                let status = Status {
-                    state: ServerState::Running,
-                    port: addr.port(),
-                    base_url: Some(format!("http://{host}:{}", addr.port())),
-                    ws_url: Some(format!("ws://{host}:{}{ws_path}", addr.port())),
-                    api_key: Some(handle.api_key().to_string()),
-                    connections: 0,
-                    error: None,
-                    holder: None,
-                    tray,
-                };
-                inner.handle = Some(handle);
-                self.status.send_replace(status.clone());
-                Ok(status)
-            }
-            Err(e) => {
-                let holder = match &e {
-                    StartError::PortInUse {
-                        holder: Some(h), ..
-                    } => Some(PortHolder {
-                        pid: h.pid,
-                        name: h.name.clone(),
-                    }),
-                    _ => None,
-                };
-                let mut status = Status::stopped(inner.config.server.port, tray);
-                status.state = ServerState::Error;
-                status.error = Some(e.to_string());
-                status.holder = holder;
-                self.status.send_replace(status);
-                Err(ControlError::Start(e.to_string()))
-            }
-        }
+        let r = self.supervisor.start().await;
+        let status = self.refresh();
+        r.map(|_| status).map_err(Into::into)
     }
 
     /// Stops the server gracefully (clients get 1001); a no-op when stopped.
     pub async fn stop(&self) -> Status {
-        let mut inner = self.inner.lock().await;
-        if let Some(handle) = inner.handle.take() {
-            handle.shutdown().await;
-        }
-        let tray = self.status.borrow().tray;
-        let status = Status::stopped(inner.config.server.port, tray);
-        self.status.send_replace(status.clone());
-        status
+        self.supervisor.stop().await;
+        self.refresh()
     }
 
     /// Stops, then starts.
     pub async fn restart(&self) -> Result<Status, ControlError> {
-        self.stop().await;
-        self.start().await
+        let r = self.supervisor.restart().await;
+        let status = self.refresh();
+        r.map(|_| status).map_err(Into::into)
     }
 
     /// Switches to a free port (the "use another port" button), saves it in the desktop
-    /// config file, and starts. Only the port is changed on disk: overrides from the
-    /// environment (secrets among them) never reach the file, and a file that does not
-    /// load is left alone.
+    /// config file, and starts.
     pub async fn use_free_port(&self) -> Result<Status, ControlError> {
-        let bind = self.inner.lock().await.config.server.bind;
-        let port =
-            free_port(bind).ok_or_else(|| ControlError::Start("no free port found".into()))?;
-        if let Some(file) = &self.paths.config_file {
-            let text = if file.exists() {
-                let mut on_disk = Config::from_file(file).map_err(|e| {
-                    ControlError::Config(format!(
-                        "{e} (fix the config file first; it was left as it is)"
-                    ))
-                })?;
-                on_disk.server.port = port;
-                on_disk.to_toml()
-            } else {
-                format!("[server]\nport = {port}\n")
-            };
-            sockpit::datadir::write_private(file, text.as_bytes())
-                .map_err(|e| ControlError::Config(e.to_string()))?;
-        }
-        let mut config = self.inner.lock().await.config.clone();
-        config.server.port = port;
-        self.apply(config).await
-    }
-
-    /// Restarts with `config` (saved through Settings, or a new port).
-    pub async fn apply(&self, config: Config) -> Result<Status, ControlError> {
-        self.stop().await;
-        self.inner.lock().await.config = config;
-        self.start().await
+        let r = self.supervisor.use_free_port().await;
+        let status = self.refresh();
+        r.map(|_| status).map_err(Into::into)
     }
 
     /// Mints a test token for `user_id`, valid for an hour.
     pub async fn mint_token(&self, user_id: &str) -> Result<String, ControlError> {
         let handle = self
             .handle()
-            .await
             .ok_or_else(|| ControlError::Token("the server is not running".into()))?;
         handle
             .mint_token(user_id, Duration::from_secs(3600), &Default::default())
@@ -285,14 +207,60 @@ impl Controller {
             changed
         });
     }
-}
 
-/// A port the OS says is free right now, on `bind`.
-fn free_port(bind: std::net::IpAddr) -> Option<u16> {
-    std::net::TcpListener::bind((bind, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .ok()
+    /// Recomputes the status from the supervisor's state and publishes it if it changed.
+    pub fn refresh(&self) -> Status {
+        let old = self.status();
+        let port = || self.supervisor.config().server.port;
+        let next = match self.supervisor.state() {
+            Lifecycle::Running(h) => {
+                let urls = h.urls();
+                let ws_path = h
+                    .config()
+                    .endpoints
+                    .first()
+                    .map_or("/", |e| e.path.as_str());
+                let base_url = urls.http();
+                // The same server keeps its count; a new one starts from zero.
+                let same =
+                    old.state == ServerState::Running && old.base_url.as_ref() == Some(&base_url);
+                Status {
+                    state: ServerState::Running,
+                    port: h.local_addr().port(),
+                    ws_url: Some(urls.ws(ws_path)),
+                    base_url: Some(base_url),
+                    api_key: Some(h.api_key().to_string()),
+                    connections: if same { old.connections } else { 0 },
+                    error: None,
+                    holder: None,
+                    tray: old.tray,
+                }
+            }
+            Lifecycle::Failed(e) => Status {
+                state: ServerState::Error,
+                error: Some(e.to_string()),
+                holder: match &*e {
+                    StartError::PortInUse {
+                        holder: Some(h), ..
+                    } => Some(PortHolder {
+                        pid: h.pid,
+                        name: h.name.clone(),
+                    }),
+                    _ => None,
+                },
+                ..Status::stopped(port(), old.tray)
+            },
+            Lifecycle::Stopped => Status::stopped(port(), old.tray),
+        };
+        self.status.send_if_modified(|s| {
+            let changed = *s != next;
+            if changed {
+                *s = next.clone();
+            }
+            changed
+        });
+        next
+    }
 }
 
 /// The TypeScript the window imports for [`Status`] (`ui/src/lib/desktop-wire.ts`).

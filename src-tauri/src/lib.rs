@@ -14,8 +14,8 @@ pub mod tray;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use sockpit::Paths;
 use sockpit::config::Config;
+use sockpit::{Lifecycle, Paths, Supervisor};
 use tauri::{
     App, AppHandle, Builder, Emitter, Manager, Runtime, WebviewUrl, WebviewWindowBuilder,
     WindowEvent,
@@ -103,19 +103,20 @@ pub fn run_app<R: Runtime>(
             }
             tauri::async_runtime::spawn(mirror_status(handle.clone(), controller.clone()));
             tauri::async_runtime::spawn(follow_server(controller.clone()));
-            let c = controller.clone();
+            let (c, app) = (controller.clone(), handle.clone());
             tauri::async_runtime::spawn(async move {
                 let _ = c.start().await;
-            });
-            if with_plugins {
-                // SIGTERM or Ctrl-C: stop as Quit does (clients get 1001, the log is flushed).
-                let (c, app) = (controller.clone(), handle.clone());
-                tauri::async_runtime::spawn(async move {
-                    sockpit::server::shutdown_signal().await;
-                    c.stop().await;
+                // Follows configs saved through Settings (restart, or fall back to the
+                // last good one) until SIGTERM or Ctrl-C, then stops as Quit does:
+                // clients get 1001 and the log is flushed. Under the mock runtime there
+                // are no signal handlers to install.
+                if with_plugins {
+                    c.supervisor().run(sockpit::server::shutdown_signal()).await;
                     app.exit(0);
-                });
-            }
+                } else {
+                    c.supervisor().run(std::future::pending()).await;
+                }
+            });
             Ok(())
         })
         .build(context)
@@ -239,36 +240,29 @@ async fn mirror_status<R: Runtime>(app: AppHandle<R>, controller: Arc<Controller
     }
 }
 
-/// While a server runs: keeps the status' connection count (and so the tooltip)
-/// current, and restarts with a config saved through Settings.
+/// Keeps the status following the server: every lifecycle change (including restarts
+/// the supervisor makes on its own for Settings) and, while it runs, the connection
+/// count behind the tooltip.
 async fn follow_server(controller: Arc<Controller>) {
-    let mut status = controller.watch();
+    let mut lifecycle = controller.supervisor().watch();
     loop {
-        if let Some(handle) = controller.handle().await {
+        controller.refresh();
+        let running = controller.handle();
+        let counts = async {
+            let Some(handle) = running else {
+                return std::future::pending().await;
+            };
             let mut stats = handle.watch_stats();
-            let mut applied = handle.applied_config();
-            loop {
-                tokio::select! {
-                    // Ends when the server stops and its sampler drops the sender.
-                    r = stats.changed() => {
-                        if r.is_err() {
-                            break;
-                        }
-                        let n = stats.borrow_and_update().connections;
-                        controller.set_connections(n);
-                    }
-                    r = applied.changed() => {
-                        let next = r.ok().and_then(|_| applied.borrow().clone());
-                        if let Some(config) = next {
-                            let _ = controller.apply((*config).clone()).await;
-                        }
-                        break;
-                    }
-                }
+            // Ends when the server stops and its sampler drops the sender.
+            while stats.changed().await.is_ok() {
+                let n = stats.borrow_and_update().connections;
+                controller.set_connections(n);
             }
-        }
-        if status.changed().await.is_err() {
-            return;
+            std::future::pending().await
+        };
+        tokio::select! {
+            r = lifecycle.changed() => if r.is_err() { return },
+            () = counts => {}
         }
     }
 }
@@ -343,20 +337,29 @@ pub fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// No display: run the server without a window and say where the browser UI is.
+/// No display: run the server without a window and say where the browser UI is. It
+/// restarts with configs saved through Settings, as the windowed app does.
 fn headless(config: Config, paths: Paths) -> anyhow::Result<()> {
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
-        let handle = sockpit::Server::bind(config, paths).await?;
-        let addr = handle.local_addr();
-        println!("No display: Sockpit runs headless on {addr}.");
-        println!(
-            "Open the UI in a browser: http://127.0.0.1:{}/_sockpit/login?key={}",
-            addr.port(),
-            handle.api_key()
-        );
-        sockpit::server::shutdown_signal().await;
-        handle.shutdown().await;
+        let supervisor = Supervisor::new(config, paths);
+        supervisor.start().await?;
+        let announce = async {
+            let mut state = supervisor.watch();
+            loop {
+                if let Lifecycle::Running(h) = &*state.borrow_and_update() {
+                    println!("No display: Sockpit runs headless on {}.", h.local_addr());
+                    println!("Open the UI in a browser: {}", h.urls().login(h.api_key()));
+                }
+                if state.changed().await.is_err() {
+                    break;
+                }
+            }
+        };
+        tokio::select! {
+            _ = supervisor.run(sockpit::server::shutdown_signal()) => {}
+            _ = announce => {}
+        }
         anyhow::Ok(())
     })
 }

@@ -4,7 +4,8 @@
 // (and in `?key=` on the events WebSocket, which cannot carry headers).
 import type {
   ConfigApplied, ConfigText, ConfigView, ConnectionsResponse, DoctorRequest, EndpointsResponse, ErrorBody,
-  EventsFrame, PublishRequest, PublishResponse, Report, StatsSnapshot, TokenRequest, TokenResponse, Validated,
+  EventsFrame, KickRequest, Kicked, PublishRequest, PublishResponse, Report, StatsSnapshot, TokenRequest, TokenResponse,
+  Validated,
 } from "./wire";
 
 declare global {
@@ -79,9 +80,11 @@ export const fetchStats = () => request<StatsSnapshot>("GET", "/api/stats");
 
 export const fetchConnections = () => request<ConnectionsResponse>("GET", "/api/connections");
 
-export function kickConnection(id: string, code = 4000, reason = "kicked from Sockpit UI"): Promise<unknown> {
-  const q = new URLSearchParams({ code: String(code), reason });
-  return request("DELETE", `/api/connections/${encodeURIComponent(id)}?${q}`);
+export function kickConnection(id: string, kick: KickRequest = { code: 4000, reason: "kicked from Sockpit UI" }): Promise<Kicked> {
+  const q = new URLSearchParams();
+  if (kick.code !== undefined) q.set("code", String(kick.code));
+  if (kick.reason !== undefined) q.set("reason", kick.reason);
+  return request<Kicked>("DELETE", `/api/connections/${encodeURIComponent(id)}?${q}`);
 }
 
 export const fetchEndpoints = () => request<EndpointsResponse>("GET", "/api/endpoints");

@@ -1,8 +1,15 @@
 // Pure logic of the Test client screen: reconnect policy, close-code hints, binary
 // parsing, URL building, the Origin check and saved messages. No DOM, no Svelte.
+import { CloseCode } from "./wire";
 
 /** Close codes after which reconnecting cannot help (the same request fails again). */
-export const TERMINAL_CODES: readonly number[] = [4001, 4003, 4004, 1008, 1009];
+export const TERMINAL_CODES: readonly number[] = [
+  CloseCode.Unauthorized,
+  CloseCode.OriginNotAllowed,
+  CloseCode.NoEndpoint,
+  CloseCode.Policy,
+  CloseCode.TooBig,
+];
 
 export function isTerminal(code: number): boolean {
   return TERMINAL_CODES.includes(code);
@@ -23,30 +30,30 @@ export interface CloseHint {
 export function closeHint(code: number, reason: string): CloseHint {
   const r = reason.toLowerCase();
   switch (code) {
-    case 1000:
+    case CloseCode.Normal:
       return { text: "normal closure" };
-    case 1001:
+    case CloseCode.GoingAway:
       return { text: "the server is going away (restart or shutdown)" };
-    case 1006:
+    case CloseCode.Abnormal:
       return { text: "connection lost (no close frame: network error, server down or an HTTP refusal)" };
-    case 1008:
+    case CloseCode.Policy:
       return { text: "policy violation: the client fell too far behind (send queue full)" };
-    case 1009:
+    case CloseCode.TooBig:
       return { text: "message too big: raise [server] max_message_bytes or send less" };
-    case 4001:
+    case CloseCode.Unauthorized:
       if (r.includes("expired")) return { text: "the token expired: mint a new token", action: { kind: "remint" } };
       if (r.includes("signature")) return { text: "the secret differs: the token was signed with another secret than the server's" };
       if (r.includes("no token")) return { text: "the endpoint needs a token: choose \"mint token\" or paste one" };
       return { text: "authentication failed: check the token", action: { kind: "remint" } };
-    case 4003:
+    case CloseCode.OriginNotAllowed:
       return { text: "add this origin to [server] allowed_origins" };
-    case 4004: {
+    case CloseCode.NoEndpoint: {
       const m = reason.match(/did you mean (\S+?)\??$/);
       return m
         ? { text: `no such endpoint — did you mean ${m[1]}?`, action: { kind: "switch", path: m[1] } }
         : { text: "no such endpoint: check the path" };
     }
-    case 4029:
+    case CloseCode.TooManyConnections:
       return { text: "too many connections: raise [server] max_connections" };
     default:
       return { text: code >= 4000 ? "closed by the server" : "closed" };

@@ -1,6 +1,6 @@
 // Event store, frame batching and the stats history ring.
 // Plain TypeScript (no Svelte) so Vitest can exercise it directly.
-import type { Event, EventKind, StatsSnapshot } from "./wire";
+import { CloseCode, type Event, type EventKind, type StatsSnapshot } from "./wire";
 
 export const EVENT_CAP = 20_000;
 
@@ -146,7 +146,7 @@ export function severity(e: Event): Severity {
     case "disconnected":
       if (e.code === undefined) return null;
       if (e.code >= 4000) return "error";
-      if (e.code === 1008 || e.code === 1009) return "warn";
+      if (e.code === CloseCode.Policy || e.code === CloseCode.TooBig) return "warn";
       return null;
     default:
       return null;

@@ -1,6 +1,26 @@
 // Generated from the Rust types in src/wire.rs by `SOCKPIT_UPDATE_WIRE=1 cargo test wire`.
 // Do not edit by hand.
 
+export const CloseCode = {
+  Normal: 1000,
+  GoingAway: 1001,
+  ProtocolError: 1002,
+  NoStatus: 1005,
+  Abnormal: 1006,
+  InvalidPayload: 1007,
+  Policy: 1008,
+  TooBig: 1009,
+  Unauthorized: 4001,
+  OriginNotAllowed: 4003,
+  NoEndpoint: 4004,
+  TooManyConnections: 4029,
+} as const;
+export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
+
+export type DropReason = "send_queue_full" | "message_too_big" | "idle_timeout" | "kicked";
+
+export type UserId = string | number;
+
 export type EventKind = "server_started" | "server_stopped" | "server_error" | "handshake_rejected" | "connected" | "disconnected" | "message_in" | "message_out" | "published" | "webhook_failed";
 
 export type Event = { 
@@ -120,9 +140,9 @@ messages_in_per_s: number,
  */
 messages_out_per_s: number, 
 /**
- * Clients the server closed, by reason (`send_queue_full`, `message_too_big`, …).
+ * Clients the server closed, by reason.
  */
-dropped_clients: { [key in string]?: number }, 
+dropped_clients: { [key in DropReason]?: number }, 
 /**
  * Events the log file writer dropped because the disk was behind.
  */
@@ -212,13 +232,14 @@ group?: string,
 /**
  * A user id.
  */
-user?: string, 
+user?: UserId, 
 /**
  * A connection id.
  */
 connection?: string, 
 /**
- * The payload; a string is sent as its text, anything else as JSON.
+ * The payload; a string is sent as its text, anything else as JSON. Required:
+ * a publish without it is refused with a 422 that says so.
  */
 data: unknown, };
 
@@ -232,7 +253,7 @@ export type TokenRequest = {
 /**
  * The user id claim.
  */
-user_id: string, 
+user_id: UserId, 
 /**
  * Lifetime in seconds (default 3600).
  */
@@ -261,6 +282,30 @@ export type ConnectionsResponse = {
  * Live connections, oldest first.
  */
 connections: Array<ConnectionInfo>, };
+
+export type KickRequest = { 
+/**
+ * Close code: 1000 (default) or 3000–4999.
+ */
+code?: number, 
+/**
+ * Close reason (default `closed from Sockpit`).
+ */
+reason?: string, };
+
+export type Kicked = { 
+/**
+ * The connection's wire id.
+ */
+closed: string, 
+/**
+ * The close code sent.
+ */
+code: number, 
+/**
+ * The close reason sent.
+ */
+reason: string, };
 
 export type ErrorBody = { 
 /**

@@ -1,0 +1,153 @@
+//! The live events WebSocket the UI reads: a `hello` with the ring and the stats, then
+//! event batches as they happen and the stats every 250 ms.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::http::{HeaderMap, header};
+use axum::response::Response;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::ApiError;
+use crate::close::CloseCode;
+use crate::connection::{CLOSE_WRITE_GRACE, send_close};
+use crate::origin::check_origin;
+use crate::state::Shared;
+use crate::stats::StatsSnapshot;
+
+pub(super) async fn handler(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    // The API key already passed; still refuse foreign pages (a cookie rides along).
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    let same_origin = match (origin, host) {
+        (Some(o), Some(h)) => o.split_once("://").is_some_and(|(_, rest)| rest == h),
+        _ => false,
+    };
+    if !same_origin && let Err(reason) = check_origin(&shared.config.server.allowed_origins, origin)
+    {
+        return Err(ApiError::Forbidden(reason.to_string()));
+    }
+    let guard = shared.sockets.token();
+    Ok(ws.on_upgrade(move |socket| async move {
+        stream_events(socket, shared).await;
+        drop(guard);
+    }))
+}
+
+/// Longest batch of events in one frame.
+const EVENT_BATCH: usize = 512;
+
+/// `{"type":"hello"}` with the ring and stats, then `{"type":"events"}` batches as they
+/// happen and `{"type":"stats"}` every 250 ms, until the client or the server stops.
+/// Every write watches the stop signal and has a deadline: a UI tab that stopped
+/// reading can neither stall shutdown nor hold this task.
+async fn stream_events(mut socket: WebSocket, shared: Arc<Shared>) {
+    // Subscribe before reading the ring so nothing falls between; events in both are
+    // told apart by `seq`.
+    let mut live = shared.events.subscribe();
+    let mut stats_rx = shared.stats.clone();
+    let recent = shared.events.recent();
+    let seen = recent.last().map_or(0, |l| l.event.seq);
+    let jsons: Vec<&str> = recent.iter().map(|l| l.json.as_str()).collect();
+    let mut pending = Some(hello_frame(&jsons, &stats_rx.borrow_and_update()));
+    drop(recent);
+    loop {
+        if let Some(frame) = pending.take() {
+            let sent = tokio::select! {
+                biased;
+                _ = shared.stop.cancelled() => break,
+                r = tokio::time::timeout(CLOSE_WRITE_GRACE, socket.send(Message::Text(frame.into()))) => {
+                    matches!(r, Ok(Ok(())))
+                }
+            };
+            if !sent {
+                return;
+            }
+        }
+        pending = tokio::select! {
+            biased;
+            _ = shared.stop.cancelled() => break,
+            r = live.recv() => match r {
+                Ok(first) => {
+                    let mut batch = vec![first];
+                    while batch.len() < EVENT_BATCH {
+                        match live.try_recv() {
+                            Ok(more) => batch.push(more),
+                            Err(_) => break,
+                        }
+                    }
+                    batch.retain(|l| l.event.seq > seen);
+                    (!batch.is_empty()).then(|| format!(
+                        "{{\"type\":\"events\",\"events\":[{}]}}",
+                        join_json(batch.iter().map(|l| l.json.as_str()))
+                    ))
+                }
+                Err(RecvError::Lagged(n)) => Some(format!("{{\"type\":\"lagged\",\"missed\":{n}}}")),
+                Err(RecvError::Closed) => break,
+            },
+            // The sampler stops only with the server.
+            r = stats_rx.changed() => match r {
+                Ok(()) => {
+                    let snap = stats_rx.borrow_and_update().clone();
+                    Some(format!(
+                        "{{\"type\":\"stats\",\"stats\":{}}}",
+                        serde_json::to_string(&*snap).unwrap_or_default()
+                    ))
+                }
+                Err(_) => break,
+            },
+            msg = socket.recv() => match msg {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => None,
+            },
+        };
+    }
+    send_close(&mut socket, CloseCode::GoingAway.code(), "server stopping").await;
+}
+
+/// The `hello` frame of [`crate::wire::EventsFrame`], from events already serialised.
+fn hello_frame(events: &[&str], stats: &StatsSnapshot) -> String {
+    format!(
+        "{{\"type\":\"hello\",\"events\":[{}],\"stats\":{}}}",
+        join_json(events.iter().copied()),
+        serde_json::to_string(stats).unwrap_or_default()
+    )
+}
+
+fn join_json<'a>(items: impl Iterator<Item = &'a str>) -> String {
+    let mut out = String::new();
+    for (i, s) in items.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(s);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{Event, EventKind};
+    use crate::wire::EventsFrame;
+
+    #[test]
+    fn hand_joined_frames_match_the_type() {
+        let mut e = Event::new(EventKind::Connected);
+        e.conn = Some("c1".into());
+        let json = serde_json::to_string(&e).unwrap();
+        let stats = StatsSnapshot::default();
+        let joined = hello_frame(&[json.as_str()], &stats);
+        let typed = serde_json::to_string(&EventsFrame::Hello {
+            events: vec![e],
+            stats,
+        })
+        .unwrap();
+        assert_eq!(joined, typed);
+    }
+}

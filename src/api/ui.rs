@@ -1,0 +1,64 @@
+//! The embedded UI at `/_sockpit/`, and the login URL that sets its session cookie.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use super::ApiError;
+use super::guard::{SESSION_COOKIE, key_matches};
+use crate::state::Shared;
+
+/// The UI, built by Vite into `ui/dist` and embedded at compile time (see build.rs).
+#[derive(rust_embed::RustEmbed)]
+#[folder = "$SOCKPIT_UI_DIR"]
+struct UiAssets;
+
+/// `?key=` of the login URL (a link, not an API body).
+#[derive(Deserialize)]
+pub(super) struct LoginQuery {
+    key: Option<String>,
+}
+
+pub(super) async fn login(
+    State(shared): State<Arc<Shared>>,
+    Query(q): Query<LoginQuery>,
+) -> Result<Response, ApiError> {
+    let key = q.key.unwrap_or_default();
+    if !key_matches(&shared, &key) {
+        return Err(ApiError::Unauthorized(
+            "wrong or missing key: open the login URL that `sockpit serve` printed".into(),
+        ));
+    }
+    let cookie = format!("{SESSION_COOKIE}={key}; Path=/_sockpit; HttpOnly; SameSite=Strict");
+    let mut resp = Redirect::to("/_sockpit/").into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        resp.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(resp)
+}
+
+pub(super) async fn index() -> Result<Response, ApiError> {
+    file(Path("index.html".into())).await
+}
+
+pub(super) async fn file(Path(path): Path<String>) -> Result<Response, ApiError> {
+    let file = UiAssets::get(&path)
+        .ok_or_else(|| ApiError::NotFound(format!("no such route /_sockpit/{path}")))?;
+    // Vite puts a content hash in every asset name; only index.html may change in place.
+    let cache = if path == "index.html" {
+        "no-cache"
+    } else {
+        "public, max-age=31536000, immutable"
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, file.metadata.mimetype().to_string()),
+            (header::CACHE_CONTROL, cache.to_string()),
+        ],
+        file.data,
+    )
+        .into_response())
+}

@@ -1,0 +1,224 @@
+//! The WebSocket handshake: the checks in the order a developer would fix them
+//! (endpoint, Origin, token, capacity), the typed verdict, and the upgrade that follows.
+//!
+//! Browsers hide the HTTP status of a refused upgrade (they report 1006), so by default
+//! a refusal accepts the upgrade and closes at once with a 4xxx code and a reason the page
+//! can read; `reject = "http"` answers 401/403/404/503 instead. Every verdict is counted
+//! and recorded as an event with the same reason.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::api::ApiError;
+use crate::auth::{self, Principal, Rejection};
+use crate::close::CloseCode;
+use crate::config::{AuthMode, RejectMode};
+use crate::connection;
+use crate::endpoint::{Matched, NoEndpoint};
+use crate::events::{Event, EventKind};
+use crate::hub::{ConnMeta, Slot};
+use crate::origin::{OriginNotAllowed, check_origin};
+use crate::state::Shared;
+
+/// Read buffer per WebSocket. tungstenite's default (128 KiB) stays resident per idle
+/// connection; 4 KiB keeps an idle connection small and still reads large messages
+/// (the buffer grows for them).
+const READ_BUFFER: usize = 4 << 10;
+/// Write buffer per WebSocket: frames are flushed once this much is pending.
+const WRITE_BUFFER: usize = 8 << 10;
+
+/// Why a handshake was refused; its `Display` is the close reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    /// No endpoint at that path (4004).
+    #[error(transparent)]
+    NoEndpoint(#[from] NoEndpoint),
+    /// The Origin is not allowed (4003).
+    #[error(transparent)]
+    Origin(#[from] OriginNotAllowed),
+    /// No token, or a bad one (4001).
+    #[error(transparent)]
+    Token(#[from] Rejection),
+    /// `max_connections` reached (4029).
+    #[error("max_connections {0} reached")]
+    Full(u64),
+}
+
+impl Refused {
+    /// The close code a page reads.
+    pub fn code(&self) -> CloseCode {
+        match self {
+            Self::NoEndpoint(_) => CloseCode::NoEndpoint,
+            Self::Origin(_) => CloseCode::OriginNotAllowed,
+            Self::Token(_) => CloseCode::Unauthorized,
+            Self::Full(_) => CloseCode::TooManyConnections,
+        }
+    }
+
+    /// The HTTP status for `reject = "http"`.
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::NoEndpoint(_) => StatusCode::NOT_FOUND,
+            Self::Origin(_) => StatusCode::FORBIDDEN,
+            Self::Token(_) => StatusCode::UNAUTHORIZED,
+            Self::Full(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+/// What passed the checks.
+struct Admitted {
+    matched: Matched,
+    principal: Option<Principal>,
+    slot: Slot,
+}
+
+fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Whether a request asks for a WebSocket.
+pub(crate) fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
+    header_str(headers, header::UPGRADE).is_some_and(|u| u.eq_ignore_ascii_case("websocket"))
+}
+
+/// Runs the checks on an upgrade request for `resolved` (an endpoint, or why the path
+/// names none), then accepts the connection or refuses it.
+pub(crate) async fn upgrade(
+    shared: Arc<Shared>,
+    remote: SocketAddr,
+    resolved: Result<Matched, NoEndpoint>,
+    mut parts: Parts,
+) -> Response {
+    let mut ws = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+        Ok(ws) => ws,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let path = parts.uri.path().to_string();
+    let origin = header_str(&parts.headers, header::ORIGIN).map(str::to_string);
+    let offered: Vec<String> = ws
+        .requested_protocols()
+        .filter_map(|p| p.to_str().ok().map(str::to_string))
+        .collect();
+    let offered_refs: Vec<&str> = offered.iter().map(String::as_str).collect();
+    let query = parts.uri.query();
+    let shown_path = match query {
+        Some(q) => format!("{path}?{}", auth::redact_query(q)),
+        None => path.clone(),
+    };
+
+    let found = auth::find_token(
+        &shared.config.auth.token_sources,
+        query,
+        header_str(&parts.headers, header::AUTHORIZATION),
+        &offered_refs,
+    );
+    // Echo a subprotocol whenever the client offered one: a browser that offered one and
+    // got none back fails the handshake with 1006, hiding our close code and reason.
+    let echo = found
+        .as_ref()
+        .and_then(|f| f.echo_protocol.clone())
+        .or_else(|| {
+            offered
+                .iter()
+                .find(|p| Some(p.as_str()) != found.as_ref().map(|f| f.token.as_str()))
+                .cloned()
+        });
+    if let Some(p) = echo.as_deref().and_then(|p| p.parse().ok()) {
+        ws.set_selected_protocol(p);
+    }
+
+    let endpoint_name = resolved
+        .as_ref()
+        .ok()
+        .map(|m| m.endpoint.path.as_str().to_string());
+    let cfg = &shared.config.server;
+    match check(&shared, resolved, origin.as_deref(), found.map(|f| f.token)) {
+        Err(refused) => {
+            let code = refused.code();
+            let reason = refused.to_string();
+            shared.hub.stats.handshake(Some(code));
+            let mut e = Event::new(EventKind::HandshakeRejected);
+            e.path = Some(shown_path.clone());
+            e.endpoint = endpoint_name;
+            e.remote = Some(remote.to_string());
+            e.origin = origin;
+            e.code = Some(code.code());
+            e.reason = Some(reason.clone());
+            shared.events.emit(e);
+            tracing::info!(path = %shown_path, code = code.code(), "handshake rejected: {reason}");
+            if cfg.reject == RejectMode::Http {
+                return ApiError::Handshake(refused.status(), reason).into_response();
+            }
+            let guard = shared.sockets.token();
+            ws.max_message_size(cfg.max_message_bytes.get())
+                .read_buffer_size(READ_BUFFER)
+                .on_upgrade(move |mut socket| async move {
+                    connection::send_close(&mut socket, code.code(), &reason).await;
+                    drop(guard);
+                })
+        }
+        Ok(Admitted {
+            matched,
+            principal,
+            slot,
+        }) => {
+            shared.hub.stats.handshake(None);
+            let user = principal.map(|p| p.user_id);
+            let endpoint = matched.endpoint.clone();
+            let channels = matched.channels(user.as_deref());
+            let s = shared.clone();
+            let guard = shared.sockets.token();
+            ws.max_message_size(cfg.max_message_bytes.get())
+                .max_frame_size(cfg.max_message_bytes.get())
+                .read_buffer_size(READ_BUFFER)
+                .write_buffer_size(WRITE_BUFFER)
+                .on_upgrade(move |socket| async move {
+                    let (conn, rx) = s.hub.register(ConnMeta {
+                        endpoint: endpoint.path.as_str().to_string(),
+                        path,
+                        channels,
+                        user,
+                        remote,
+                        origin,
+                    });
+                    connection::run(socket, s.clone(), conn, rx, endpoint, slot).await;
+                    drop(guard);
+                })
+        }
+    }
+}
+
+/// The checks, in the order a developer would fix them.
+fn check(
+    shared: &Shared,
+    resolved: Result<Matched, NoEndpoint>,
+    origin: Option<&str>,
+    token: Option<String>,
+) -> Result<Admitted, Refused> {
+    let matched = resolved?;
+    check_origin(&shared.config.server.allowed_origins, origin)?;
+    let principal = match matched.endpoint.auth {
+        AuthMode::None => None,
+        AuthMode::Jwt => {
+            let token = token.ok_or_else(|| auth::no_token(&shared.config.auth.token_sources))?;
+            Some(shared.verifier.verify(&token)?)
+        }
+    };
+    // Reserve last, so a refused handshake never holds a place.
+    let slot = shared
+        .hub
+        .try_admit()
+        .ok_or(Refused::Full(shared.config.server.max_connections.0))?;
+    Ok(Admitted {
+        matched,
+        principal,
+        slot,
+    })
+}

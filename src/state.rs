@@ -1,0 +1,155 @@
+//! The server's state and its domain operations: publish to a target, list and kick
+//! connections, stats, tokens. Each operation delivers, counts and records its event
+//! wherever it is called from (the HTTP API, the library handle, later the bridge and
+//! webhook replies), so no caller needs to know about HTTP.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{Message, Utf8Bytes};
+use serde_json::Value;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::{AuthError, Verifier};
+use crate::close::DropReason;
+use crate::config::Config;
+use crate::datadir::Paths;
+use crate::endpoint::Endpoints;
+use crate::events::{Event, EventKind, EventLog, preview};
+use crate::hub::{Hub, Target};
+use crate::stats::{self, ConnectionInfo, StatsSnapshot};
+use crate::urls::Urls;
+use crate::wire::Kicked;
+
+/// Why a kick did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum KickError {
+    /// No live connection has that id.
+    #[error("no connection {0}")]
+    NoSuchConnection(String),
+    /// The code cannot be sent in a close frame.
+    #[error("close code {0} cannot be sent (use 1000 or 3000-4999)")]
+    BadCode(u16),
+}
+
+/// State shared by every handler and connection task of one server run.
+pub(crate) struct Shared {
+    pub config: Config,
+    pub endpoints: Endpoints,
+    pub verifier: Verifier,
+    pub api_key: String,
+    pub hub: Arc<Hub>,
+    pub events: EventLog,
+    /// Latest stats snapshot; written by the sampler task only.
+    pub stats: watch::Receiver<Arc<StatsSnapshot>>,
+    /// Cancelled once, by shutdown: every task watches it.
+    pub stop: CancellationToken,
+    /// Every background task (accept loop, HTTP connections, sampler, log writer), so
+    /// shutdown can wait for them.
+    pub tracker: TaskTracker,
+    /// Every WebSocket task (clients, refused handshakes being closed, UI event streams):
+    /// shutdown waits for these to send their 1001 before the last event is written.
+    pub sockets: TaskTracker,
+    /// Set by the first `shutdown()`; later calls only wait.
+    pub shutting_down: AtomicBool,
+    /// Where secrets, the log and the config file live.
+    pub paths: Paths,
+    /// A config saved through Settings, for whoever owns this server to restart with
+    /// (the [`crate::supervise::Supervisor`]). Written by the settings API only.
+    pub applied: watch::Sender<Option<Arc<Config>>>,
+    pub started: Instant,
+    pub local_addr: SocketAddr,
+}
+
+impl Shared {
+    /// Where this server answers.
+    pub fn urls(&self) -> Urls {
+        Urls::new(self.local_addr)
+    }
+
+    /// Stats with counts taken now and rates from the last sample.
+    pub fn snapshot_now(&self) -> StatsSnapshot {
+        let mut s = stats::snapshot(
+            &self.hub,
+            &self.endpoints,
+            self.started,
+            self.events.dropped(),
+        );
+        let latest = self.stats.borrow();
+        s.messages_in_per_s = latest.messages_in_per_s;
+        s.messages_out_per_s = latest.messages_out_per_s;
+        s
+    }
+
+    /// Publishes `data` (a string is sent as its text, anything else as JSON) to
+    /// `target`: encoded once, counted, and recorded as one `published` event carrying
+    /// the number of recipients.
+    pub fn publish(&self, target: Target, data: &Value) -> u64 {
+        let text: Utf8Bytes = match data {
+            Value::String(s) => s.clone().into(),
+            other => other.to_string().into(),
+        };
+        let len = text.len();
+        let mut e = Event::new(EventKind::Published);
+        e.preview = Some(preview(Some(text.as_str()), len));
+        e.bytes = Some(len as u64);
+        // Name a connection by its wire id whichever form the caller used (`12` or `c12`).
+        let target = match target {
+            Target::Connection(id) => {
+                Target::Connection(self.hub.get(&id).map(|c| c.wire_id()).unwrap_or(id))
+            }
+            other => other,
+        };
+        let delivered = self.hub.deliver(&target, Message::Text(text), None);
+        self.hub.stats.published.fetch_add(1, Ordering::Relaxed);
+        match target {
+            Target::Channel(c) => e.channel = Some(c),
+            Target::User(u) => e.user = Some(u),
+            Target::Connection(c) => e.conn = Some(c),
+        }
+        e.delivered = Some(delivered);
+        self.events.emit(e);
+        delivered
+    }
+
+    /// Every live connection, oldest first.
+    pub fn connections(&self) -> Vec<ConnectionInfo> {
+        self.hub
+            .connections()
+            .iter()
+            .map(|c| ConnectionInfo::from(c.as_ref()))
+            .collect()
+    }
+
+    /// Closes one connection with `code` (1000 or 3000–4999) and `reason`.
+    pub fn kick(&self, id: &str, code: u16, reason: &str) -> Result<Kicked, KickError> {
+        if !(code == 1000 || (3000..=4999).contains(&code)) {
+            return Err(KickError::BadCode(code));
+        }
+        let conn = self
+            .hub
+            .get(id)
+            .ok_or_else(|| KickError::NoSuchConnection(id.to_string()))?;
+        self.hub.stats.drop_client(DropReason::Kicked);
+        conn.close(code, reason);
+        Ok(Kicked {
+            closed: conn.wire_id(),
+            code,
+            reason: reason.to_string(),
+        })
+    }
+
+    /// Mints a dev token valid for this server's auth config.
+    pub fn mint_token(
+        &self,
+        user_id: &str,
+        ttl: Duration,
+        claims: &serde_json::Map<String, Value>,
+    ) -> Result<String, AuthError> {
+        self.verifier.mint(user_id, ttl, claims)
+    }
+}
