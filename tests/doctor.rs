@@ -186,3 +186,26 @@ async fn the_api_runs_the_same_checks_against_itself() -> Result<()> {
     assert_eq!(r["ok"], false);
     Ok(())
 }
+
+/// The doctor presents its minted token where the config says clients do: a server that
+/// only reads `Authorization`, a subprotocol, or `?jwt=` still passes its endpoint check.
+#[tokio::test]
+async fn the_doctor_honours_token_sources() -> Result<()> {
+    for source in ["header", "subprotocol", "query:jwt"] {
+        let srv = TestServer::start(config_from(&format!(
+            "[auth]\ntoken_sources = [\"{source}\"]\n"
+        )))
+        .await;
+        let r: Value = reqwest::Client::new()
+            .post(srv.http("/_sockpit/api/doctor"))
+            .bearer_auth(KEY)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let dashboard = check(&r, "endpoint /ws/dashboard/");
+        assert_eq!(dashboard["verdict"], "pass", "{source}: {dashboard}");
+        assert_eq!(r["ok"], true, "{source}: {r}");
+    }
+    Ok(())
+}

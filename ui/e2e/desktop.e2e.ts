@@ -137,17 +137,20 @@ async function screenshot(name: string): Promise<void> {
   writeFileSync(join(DOCS, name), Buffer.from(png, "base64"));
 }
 
-/** Starts WebKitWebDriver and a session that launches the app with `port` configured. */
-async function launch(appPort: number): Promise<void> {
+/** Starts WebKitWebDriver and a session that launches the app with `port` configured:
+ * through SOCKPIT_PORT, or (`inFile`) in its config file, where Settings can change it. */
+async function launch(appPort: number, inFile = false): Promise<void> {
   dataDir = mkdtempSync(join(tmpdir(), "sockpit-desktop-e2e-"));
   const wdPort = await freePort();
+  const { SOCKPIT_PORT: _inherited, ...env } = process.env;
+  if (inFile) writeFileSync(join(dataDir, "sockpit.toml"), `[server]\nport = ${appPort}\n`);
   driver = spawn("WebKitWebDriver", [`--port=${wdPort}`], {
     env: {
-      ...process.env,
+      ...env,
       TAURI_WEBVIEW_AUTOMATION: "true",
       SOCKPIT_DATA_DIR: dataDir,
       SOCKPIT_CONFIG: join(dataDir, "sockpit.toml"),
-      SOCKPIT_PORT: String(appPort),
+      ...(inFile ? {} : { SOCKPIT_PORT: String(appPort) }),
       SOCKPIT_LOG: "warn",
       // Launch-at-login writes ~/.config/autostart; keep it inside the test's dir.
       HOME: dataDir,
@@ -331,5 +334,47 @@ describe("the desktop app on a taken port", () => {
       run(`return document.querySelector('[data-testid="endpoint-url"]')?.textContent ?? ""`);
     await expect.poll(url, { timeout: 10_000 }).toMatch(/^ws:\/\/127\.0\.0\.1:\d+\//);
     expect(await url()).not.toContain(`:${port}/`);
+  });
+});
+
+describe("Settings in the desktop window", () => {
+  beforeAll(async () => {
+    port = await freePort();
+    await launch(port, true);
+  }, 60_000);
+  afterAll(quit);
+
+  test("Apply saves the file and restarts the server on the new port", async () => {
+    await expect.poll(() => text('[data-testid="conn-count"]'), { timeout: 20_000 }).toBe("0");
+    const next = await freePort();
+    await click('[data-testid="nav-settings"]');
+    await expect
+      .poll(() => run(`return document.querySelector('[data-testid="settings-toml"]')?.value ?? ""`), { timeout: 10_000 })
+      .toContain(`port = ${port}`);
+    // Type the new port and Tab out of the field (U+E004 is WebDriver's Tab key).
+    const field = await find('[data-testid="settings-port"]');
+    if (!field) throw new Error("no port field");
+    await call("POST", `/element/${field}/clear`, {});
+    await call("POST", `/element/${field}/value`, { text: `${next}\uE004` });
+    await expect
+      .poll(() => run(`return document.querySelector('[data-testid="settings-toml"]')?.value ?? ""`), { timeout: 5000 })
+      .toContain(`port = ${next}`);
+    await click('[data-testid="settings-apply"]');
+    // (The window follows the restarted server at once, so the "Saved" line may be gone
+    // before it could be read; the new port answering is the proof.)
+    const old = port;
+    port = next;
+    await expect.poll(healthy, { timeout: 20_000 }).toBe(true);
+    port = old;
+    await expect.poll(healthy, { timeout: 10_000 }).toBe(false);
+    port = next;
+    expect(readFileSync(join(dataDir, "sockpit.toml"), "utf8")).toContain(`port = ${next}`);
+    // The window follows the server to its new port.
+    await click('[data-testid="nav-overview"]');
+    const url = () =>
+      run(`return document.querySelector('[data-testid="endpoint-url"]')?.textContent ?? ""`);
+    await expect.poll(url, { timeout: 10_000 }).toContain(`:${next}/`);
+    await expect.poll(() => text('[data-testid="conn-count"]'), { timeout: 10_000 }).toBe("0");
+    await screenshot("desktop-settings-applied.png");
   });
 });
