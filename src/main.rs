@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use serde_json::{Map, Value};
 use sockpit::config::{AuthMode, Config};
-use sockpit::{Lifecycle, Paths, Supervisor, auth, datadir};
+use sockpit::{Paths, Supervisor, auth, datadir};
 
 /// `println!` that ignores a closed stdout: `sockpit serve | head -1` must not take the
 /// server down with it.
@@ -210,25 +210,13 @@ async fn serve(config: Config, config_file: PathBuf) -> Result<ExitCode> {
     let paths = Paths::from_env()?.with_config_file(Some(config_file));
     let supervisor = Supervisor::new(config, paths);
     supervisor.start().await?;
-    let banners = async {
-        let mut state = supervisor.watch();
-        loop {
-            if let Lifecycle::Running(h) = &*state.borrow_and_update() {
-                banner(h, supervisor.paths());
-            }
-            if state.changed().await.is_err() {
-                break;
-            }
-        }
-    };
     let stop = async {
         sockpit::server::shutdown_signal().await;
         eprintln!("stopping: closing clients with 1001");
     };
-    tokio::select! {
-        _ = supervisor.run(stop) => {}
-        _ = banners => {}
-    }
+    supervisor
+        .run_announcing(stop, |h| banner(h, supervisor.paths()))
+        .await;
     Ok(ExitCode::SUCCESS)
 }
 

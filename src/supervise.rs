@@ -216,6 +216,34 @@ impl Supervisor {
         self.stop().await;
     }
 
+    /// [`Supervisor::run`], calling `on_start` with every server that starts, the one
+    /// running now included: where a command line prints where the server answers.
+    pub async fn run_announcing(
+        &self,
+        stop: impl Future<Output = ()>,
+        mut on_start: impl FnMut(&ServerHandle),
+    ) {
+        let announce = async {
+            let mut state = self.watch();
+            loop {
+                let running = match &*state.borrow_and_update() {
+                    Lifecycle::Running(h) => Some(h.clone()),
+                    _ => None,
+                };
+                if let Some(h) = running {
+                    on_start(&h);
+                }
+                if state.changed().await.is_err() {
+                    return std::future::pending().await;
+                }
+            }
+        };
+        tokio::select! {
+            _ = self.run(stop) => {}
+            () = announce => {}
+        }
+    }
+
     async fn start_with(&self, config: Config) -> Result<ServerHandle, Arc<StartError>> {
         match Server::bind(config.clone(), self.paths.clone()).await {
             Ok(h) => {

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use sockpit::config::Config;
-use sockpit::{Lifecycle, Paths, Supervisor};
+use sockpit::{Paths, Supervisor};
 use tauri::{
     App, AppHandle, Builder, Emitter, Manager, Runtime, WebviewUrl, WebviewWindowBuilder,
     WindowEvent,
@@ -344,22 +344,12 @@ fn headless(config: Config, paths: Paths) -> anyhow::Result<()> {
     rt.block_on(async move {
         let supervisor = Supervisor::new(config, paths);
         supervisor.start().await?;
-        let announce = async {
-            let mut state = supervisor.watch();
-            loop {
-                if let Lifecycle::Running(h) = &*state.borrow_and_update() {
-                    println!("No display: Sockpit runs headless on {}.", h.local_addr());
-                    println!("Open the UI in a browser: {}", h.urls().login(h.api_key()));
-                }
-                if state.changed().await.is_err() {
-                    break;
-                }
-            }
-        };
-        tokio::select! {
-            _ = supervisor.run(sockpit::server::shutdown_signal()) => {}
-            _ = announce => {}
-        }
+        supervisor
+            .run_announcing(sockpit::server::shutdown_signal(), |h| {
+                println!("No display: Sockpit runs headless on {}.", h.local_addr());
+                println!("Open the UI in a browser: {}", h.urls().login(h.api_key()));
+            })
+            .await;
         anyhow::Ok(())
     })
 }
