@@ -162,7 +162,7 @@ pub enum Rejection {
     #[error("token malformed ({0})")]
     Invalid(String),
     /// Signed with another algorithm than the pinned one (`alg: none` included).
-    #[error("alg {} not allowed (expected {expected})", got.as_deref().unwrap_or("(unknown)"))]
+    #[error("alg {}not allowed (expected {expected})", got.as_ref().map(|a| format!("{a} ")).unwrap_or_default())]
     Algorithm {
         /// The token's `alg`, when it could be read.
         got: Option<String>,

@@ -98,17 +98,18 @@ impl From<CloseCode> for u16 {
 }
 
 /// Why the server dropped a client (the `reason` label of `sockpit_dropped_clients_total`).
+/// Declared in alphabetical order: maps keyed by it list reasons as they always have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, TS)]
 #[serde(rename_all = "snake_case")]
 pub enum DropReason {
-    /// Its send queue was full (close 1008).
-    SendQueueFull,
-    /// It sent a message over `max_message_bytes` (close 1009).
-    MessageTooBig,
     /// Nothing from it for `idle_timeout_s` (close 1008).
     IdleTimeout,
     /// Closed from the API or the UI.
     Kicked,
+    /// It sent a message over `max_message_bytes` (close 1009).
+    MessageTooBig,
+    /// Its send queue was full (close 1008).
+    SendQueueFull,
 }
 
 impl DropReason {

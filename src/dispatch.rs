@@ -3,7 +3,7 @@
 //!
 //! The passthrough is where "not ours" goes, as one tower `Service`: today it answers 404
 //! naming the nearest endpoint; the upstream proxy of `[proxy]` slots in here, and with
-//! [`Passthrough::websockets`] it also takes upgrades on paths no endpoint names.
+//! its `websockets` flag it also takes upgrades on paths no endpoint names.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -25,7 +25,8 @@ use crate::state::Shared;
 pub(crate) struct Passthrough {
     /// Answers them. The request carries the [`NoEndpoint`] verdict as an extension.
     service: BoxCloneSyncService<Request, Response, Infallible>,
-    /// Whether WebSocket upgrades on unknown paths go here too, instead of a 4004 close.
+    /// Whether WebSocket upgrades on unknown paths go here too, instead of a 4004 close
+    /// (false until the proxy relays WebSockets).
     websockets: bool,
 }
 
@@ -73,13 +74,17 @@ async fn dispatch(shared: Arc<Shared>, passthrough: Passthrough, mut req: Reques
         }
         Ok(_) => {
             let path = req.uri().path();
-            let host = req
+            // The address the client used, else the server's own.
+            let url = match req
                 .headers()
                 .get(header::HOST)
                 .and_then(|h| h.to_str().ok())
-                .unwrap_or("localhost:8000");
+            {
+                Some(host) => format!("ws://{host}{path}"),
+                None => shared.urls().ws(path),
+            };
             ApiError::UpgradeRequired(format!(
-                "{path} is a WebSocket endpoint: connect with ws://{host}{path}"
+                "{path} is a WebSocket endpoint: connect with {url}"
             ))
             .into_response()
         }

@@ -17,6 +17,7 @@ use tokio::net::TcpStream;
 use ts_rs::TS;
 
 use crate::auth::{self, Rejection, Verifier, human_duration, now_secs};
+use crate::close::CloseCode;
 use crate::config::{AuthMode, Config, TokenSource};
 use crate::origin::check_origin;
 use crate::portinfo;
@@ -251,15 +252,14 @@ async fn check_endpoint(
     match attempt {
         Ok(Ok(Ok(Some(Ok(tungstenite::Message::Close(Some(f))))))) => {
             let code = u16::from(f.code);
-            Check::fail(
-                name,
-                format!("{shown}: closed {code} {}", f.reason),
-                match code {
-                    4001 => "the running server uses another secret or auth config than this one: run doctor with the same --config and SOCKPIT_DATA_DIR".to_string(),
-                    4029 => "raise [server] max_connections".to_string(),
-                    _ => "see the close reason".to_string(),
-                },
-            )
+            let fix = if code == CloseCode::Unauthorized.code() {
+                "the running server uses another secret or auth config than this one: run doctor with the same --config and SOCKPIT_DATA_DIR"
+            } else if code == CloseCode::TooManyConnections.code() {
+                "raise [server] max_connections"
+            } else {
+                "see the close reason"
+            };
+            Check::fail(name, format!("{shown}: closed {code} {}", f.reason), fix)
         }
         Ok(Ok(_)) => Check::pass(
             name,

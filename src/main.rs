@@ -190,8 +190,9 @@ async fn resolve_url(url: &str) -> Result<std::net::SocketAddr> {
     tokio::net::lookup_host(&with_port)
         .await
         .with_context(|| format!("--url {url}: cannot resolve {authority}"))?
-        .find(|a| a.is_ipv4())
-        .with_context(|| format!("--url {url}: no IPv4 address for {authority}"))
+        // `localhost` may name both; a server on the default bind listens on IPv4.
+        .min_by_key(|a| a.is_ipv6())
+        .with_context(|| format!("--url {url}: no address for {authority}"))
 }
 
 fn init_tracing() {
@@ -216,7 +217,7 @@ async fn serve(config: Config, config_file: PathBuf) -> Result<ExitCode> {
     };
     supervisor
         .run_announcing(stop, |h| banner(h, supervisor.paths()))
-        .await;
+        .await?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -256,6 +256,19 @@ impl ServerHandle {
         self.shared.applied.subscribe()
     }
 
+    /// Whether `other` is a handle to this same server run (not a later one on the
+    /// same address).
+    pub fn same_run(&self, other: &ServerHandle) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+
+    /// Records a `server_error` event with `reason` (shown in Logs).
+    pub(crate) fn record_error(&self, reason: &str) {
+        let mut e = Event::new(EventKind::ServerError);
+        e.reason = Some(reason.to_string());
+        self.shared.events.emit(e);
+    }
+
     /// Whether shutdown has begun.
     pub fn is_stopping(&self) -> bool {
         self.shared.stop.is_cancelled()

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::{AuthError, Verifier};
-use crate::close::DropReason;
+use crate::close::{CloseCode, DropReason};
 use crate::config::Config;
 use crate::datadir::Paths;
 use crate::endpoint::Endpoints;
@@ -127,7 +127,7 @@ impl Shared {
 
     /// Closes one connection with `code` (1000 or 3000–4999) and `reason`.
     pub fn kick(&self, id: &str, code: u16, reason: &str) -> Result<Kicked, KickError> {
-        if !(code == 1000 || (3000..=4999).contains(&code)) {
+        if !(code == CloseCode::Normal.code() || (3000..=4999).contains(&code)) {
             return Err(KickError::BadCode(code));
         }
         let conn = self

@@ -25,6 +25,16 @@ pub enum Lifecycle {
     Failed(Arc<StartError>),
 }
 
+impl Lifecycle {
+    /// The running server, if any.
+    pub fn running(&self) -> Option<&ServerHandle> {
+        match self {
+            Self::Running(h) => Some(h),
+            _ => None,
+        }
+    }
+}
+
 /// Why a lifecycle step did not leave the server running as asked.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum LifecycleError {
@@ -43,6 +53,15 @@ pub enum LifecycleError {
     /// Writing the config file failed.
     #[error(transparent)]
     Write(Arc<DataDirError>),
+}
+
+impl From<settings::PortSaveError> for LifecycleError {
+    fn from(e: settings::PortSaveError) -> Self {
+        match e {
+            settings::PortSaveError::Load(e) => Self::ConfigFile(Arc::new(e)),
+            settings::PortSaveError::Write(e) => Self::Write(Arc::new(e)),
+        }
+    }
 }
 
 /// The configs a supervisor knows.
@@ -105,10 +124,7 @@ impl Supervisor {
 
     /// The running server, if any.
     pub fn handle(&self) -> Option<ServerHandle> {
-        match &*self.state.borrow() {
-            Lifecycle::Running(h) => Some(h.clone()),
-            _ => None,
-        }
+        self.state.borrow().running().cloned()
     }
 
     /// Starts the server; a no-op when it runs.
@@ -139,23 +155,37 @@ impl Supervisor {
     /// and the error says so.
     pub async fn apply(&self, config: Config) -> Result<ServerHandle, LifecycleError> {
         let _step = self.steps.lock().await;
+        self.apply_locked(config).await
+    }
+
+    async fn apply_locked(&self, config: Config) -> Result<ServerHandle, LifecycleError> {
         self.stop_locked().await;
         let fallback = {
             let mut c = self.configs.lock();
             c.next = config.clone();
             c.last_good.clone().filter(|good| *good != config)
         };
-        match self.start_with(config).await {
-            Ok(h) => Ok(h),
-            Err(e) => match fallback {
-                Some(good) => {
-                    tracing::warn!("the new config does not start ({e}); back to the previous one");
-                    self.configs.lock().next = good.clone();
-                    self.start_with(good).await.map_err(LifecycleError::Start)?;
-                    Err(LifecycleError::FellBack(e))
-                }
-                None => Err(LifecycleError::Start(e)),
-            },
+        let new_error = match self.start_with(config).await {
+            Ok(h) => return Ok(h),
+            Err(e) => e,
+        };
+        let Some(good) = fallback else {
+            return Err(LifecycleError::Start(new_error));
+        };
+        self.configs.lock().next = good.clone();
+        match self.start_with(good).await {
+            Ok(h) => {
+                let e = LifecycleError::FellBack(new_error);
+                // Said where the user looks: the Logs screen of the server that runs.
+                h.record_error(&e.to_string());
+                Err(e)
+            }
+            Err(previous) => {
+                tracing::error!(
+                    "the new config does not start ({new_error}), and neither does the previous one"
+                );
+                Err(LifecycleError::Start(previous))
+            }
         }
     }
 
@@ -170,10 +200,7 @@ impl Supervisor {
             .map_err(|_| LifecycleError::NoFreePort)?
             .port();
         if let Some(file) = &self.paths.config_file {
-            settings::save_port(file, port).map_err(|e| match e {
-                settings::PortSaveError::Load(e) => LifecycleError::ConfigFile(Arc::new(e)),
-                settings::PortSaveError::Write(e) => LifecycleError::Write(Arc::new(e)),
-            })?;
+            settings::save_port(file, port)?;
         }
         config.server.port = port;
         self.apply(config).await
@@ -186,52 +213,43 @@ impl Supervisor {
         tokio::pin!(stop);
         let mut state = self.watch();
         loop {
-            let running = match &*state.borrow_and_update() {
-                Lifecycle::Running(h) => Some(h.clone()),
-                _ => None,
-            };
-            let applied = async {
+            let running = state.borrow_and_update().running().cloned();
+            let saved = async {
                 let Some(h) = running else {
                     return std::future::pending().await;
                 };
                 let mut rx = h.applied_config();
                 // The current value counts too: a config saved before this subscribed.
-                let saved = rx.wait_for(Option::is_some).await.map(|c| c.clone());
-                match saved {
-                    Ok(c) => c,
-                    Err(_) => std::future::pending().await,
-                }
+                let _ = rx.wait_for(Option::is_some).await;
+                h
             };
             tokio::select! {
                 _ = &mut stop => break,
                 r = state.changed() => if r.is_err() { break },
-                next = applied => if let Some(config) = next {
-                    tracing::info!("config saved through Settings: restarting");
-                    if let Err(e) = self.apply((*config).clone()).await {
-                        tracing::warn!("{e}");
-                    }
+                from = saved => if let Err(e) = self.apply_saved(&from).await {
+                    tracing::warn!("{e}");
                 },
             }
         }
         self.stop().await;
     }
 
-    /// [`Supervisor::run`], calling `on_start` with every server that starts, the one
-    /// running now included: where a command line prints where the server answers.
+    /// [`Supervisor::run`] for a command line: calls `on_start` with every server that
+    /// starts (the one running now included), and ends with an error when a restart
+    /// leaves no server running, so the process can exit non-zero.
     pub async fn run_announcing(
         &self,
         stop: impl Future<Output = ()>,
         mut on_start: impl FnMut(&ServerHandle),
-    ) {
+    ) -> Result<(), LifecycleError> {
         let announce = async {
             let mut state = self.watch();
             loop {
-                let running = match &*state.borrow_and_update() {
-                    Lifecycle::Running(h) => Some(h.clone()),
-                    _ => None,
-                };
-                if let Some(h) = running {
-                    on_start(&h);
+                let now = state.borrow_and_update().clone();
+                match now {
+                    Lifecycle::Running(h) => on_start(&h),
+                    Lifecycle::Failed(e) => return LifecycleError::Start(e),
+                    Lifecycle::Stopped => {}
                 }
                 if state.changed().await.is_err() {
                     return std::future::pending().await;
@@ -239,9 +257,29 @@ impl Supervisor {
             }
         };
         tokio::select! {
-            _ = self.run(stop) => {}
-            () = announce => {}
+            _ = self.run(stop) => Ok(()),
+            e = announce => {
+                self.stop().await;
+                Err(e)
+            }
         }
+    }
+
+    /// Applies the newest config saved through `from`'s Settings, if `from` is still the
+    /// server running: a user who stopped or restarted it meanwhile keeps what they
+    /// chose, and the saved config becomes the one the next start uses.
+    async fn apply_saved(&self, from: &ServerHandle) -> Result<(), LifecycleError> {
+        let _step = self.steps.lock().await;
+        let Some(config) = from.applied_config().borrow().clone() else {
+            return Ok(());
+        };
+        let config = (*config).clone();
+        if !self.handle().is_some_and(|h| h.same_run(from)) {
+            self.configs.lock().next = config;
+            return Ok(());
+        }
+        tracing::info!("config saved through Settings: restarting");
+        self.apply_locked(config).await.map(|_| ())
     }
 
     async fn start_with(&self, config: Config) -> Result<ServerHandle, Arc<StartError>> {

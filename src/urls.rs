@@ -28,11 +28,6 @@ impl Urls {
         self.addr
     }
 
-    /// `127.0.0.1:8000`, `[::1]:8000`.
-    pub fn authority(&self) -> String {
-        self.addr.to_string()
-    }
-
     /// `http://127.0.0.1:8000`.
     pub fn http(&self) -> String {
         format!("http://{}", self.addr)

@@ -14,13 +14,32 @@ fn imports() -> BTreeMap<String, BTreeSet<String>> {
         // Unit tests sit at the end of a file, after `#[cfg(test)]`.
         let code = text.split("#[cfg(test)]").next().unwrap_or("");
         let deps = graph.entry(module.clone()).or_default();
-        for line in code.lines().filter(|l| !l.trim_start().starts_with("//")) {
-            for (i, _) in line.match_indices("crate::") {
-                let name: String = line[i + 7..]
-                    .chars()
-                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                    .collect();
-                if !name.is_empty() && name != module {
+        let code: String = code
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let ident = |s: &str| -> String {
+            s.trim_start()
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect()
+        };
+        for (i, _) in code.match_indices("crate::") {
+            let rest = &code[i + 7..];
+            // `crate::{a, b::C}` names several modules at once.
+            let names: Vec<String> = match rest.strip_prefix('{') {
+                Some(group) => group
+                    .split('}')
+                    .next()
+                    .unwrap_or("")
+                    .split(',')
+                    .map(ident)
+                    .collect(),
+                None => vec![ident(rest)],
+            };
+            for name in names {
+                if !name.is_empty() && name != module && name != "self" {
                     deps.insert(name);
                 }
             }

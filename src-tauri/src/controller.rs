@@ -3,7 +3,6 @@
 //! Tauri: the shell watches [`Controller::watch`] and mirrors the status into the tray,
 //! the window and notifications.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -122,8 +121,8 @@ impl From<LifecycleError> for ControlError {
 /// The desktop's view of the library's [`Supervisor`]: the same lifecycle, plus the
 /// [`Status`] the tray and the window show.
 pub struct Controller {
-    /// Owns the server's lifecycle (shared with the task that follows Settings).
-    supervisor: Arc<Supervisor>,
+    /// Owns the server's lifecycle.
+    supervisor: Supervisor,
     /// The current status; derived from the supervisor's state by [`Controller::refresh`].
     status: watch::Sender<Status>,
 }
@@ -133,13 +132,13 @@ impl Controller {
     pub fn new(config: Config, paths: Paths, tray: bool) -> Self {
         let (status, _) = watch::channel(Status::stopped(config.server.port, tray));
         Self {
-            supervisor: Arc::new(Supervisor::new(config, paths)),
+            supervisor: Supervisor::new(config, paths),
             status,
         }
     }
 
     /// The lifecycle owner, for the task that follows configs saved through Settings.
-    pub fn supervisor(&self) -> &Arc<Supervisor> {
+    pub fn supervisor(&self) -> &Supervisor {
         &self.supervisor
     }
 
@@ -220,17 +219,13 @@ impl Controller {
                     .endpoints
                     .first()
                     .map_or("/", |e| e.path.as_str());
-                let base_url = urls.http();
-                // The same server keeps its count; a new one starts from zero.
-                let same =
-                    old.state == ServerState::Running && old.base_url.as_ref() == Some(&base_url);
                 Status {
                     state: ServerState::Running,
                     port: h.local_addr().port(),
                     ws_url: Some(urls.ws(ws_path)),
-                    base_url: Some(base_url),
+                    base_url: Some(urls.http()),
                     api_key: Some(h.api_key().to_string()),
-                    connections: if same { old.connections } else { 0 },
+                    connections: h.stats().connections,
                     error: None,
                     holder: None,
                     tray: old.tray,

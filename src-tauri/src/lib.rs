@@ -103,19 +103,22 @@ pub fn run_app<R: Runtime>(
             }
             tauri::async_runtime::spawn(mirror_status(handle.clone(), controller.clone()));
             tauri::async_runtime::spawn(follow_server(controller.clone()));
-            let (c, app) = (controller.clone(), handle.clone());
+            if with_plugins {
+                // SIGTERM or Ctrl-C, from the start on: stop as Quit does (clients get
+                // 1001, the log is flushed). Not under the mock runtime.
+                let (c, app) = (controller.clone(), handle.clone());
+                tauri::async_runtime::spawn(async move {
+                    sockpit::server::shutdown_signal().await;
+                    c.stop().await;
+                    app.exit(0);
+                });
+            }
+            let c = controller.clone();
             tauri::async_runtime::spawn(async move {
                 let _ = c.start().await;
-                // Follows configs saved through Settings (restart, or fall back to the
-                // last good one) until SIGTERM or Ctrl-C, then stops as Quit does:
-                // clients get 1001 and the log is flushed. Under the mock runtime there
-                // are no signal handlers to install.
-                if with_plugins {
-                    c.supervisor().run(sockpit::server::shutdown_signal()).await;
-                    app.exit(0);
-                } else {
-                    c.supervisor().run(std::future::pending()).await;
-                }
+                // Follows configs saved through Settings: restart, or fall back to the
+                // last good one. Ends with the app.
+                c.supervisor().run(std::future::pending()).await;
             });
             Ok(())
         })
@@ -346,10 +349,16 @@ fn headless(config: Config, paths: Paths) -> anyhow::Result<()> {
         supervisor.start().await?;
         supervisor
             .run_announcing(sockpit::server::shutdown_signal(), |h| {
-                println!("No display: Sockpit runs headless on {}.", h.local_addr());
-                println!("Open the UI in a browser: {}", h.urls().login(h.api_key()));
+                // A closed stdout (`| head -1`) must not take the server down.
+                use std::io::Write as _;
+                let _ = writeln!(
+                    std::io::stdout(),
+                    "No display: Sockpit runs headless on {}.\nOpen the UI in a browser: {}",
+                    h.local_addr(),
+                    h.urls().login(h.api_key())
+                );
             })
-            .await;
+            .await?;
         anyhow::Ok(())
     })
 }

@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::{ApiError, parse_body};
 use crate::auth::{self, MAX_TTL_S};
+use crate::close::CloseCode;
 use crate::doctor;
 use crate::hub::Target;
 use crate::state::{KickError, Shared};
@@ -67,7 +68,7 @@ pub(super) async fn kick(
 ) -> Result<Json<Kicked>, ApiError> {
     let reason = q.reason.as_deref().unwrap_or("closed from Sockpit");
     shared
-        .kick(&id, q.code.unwrap_or(1000), reason)
+        .kick(&id, q.code.unwrap_or(CloseCode::Normal.code()), reason)
         .map(Json)
         .map_err(|e| match e {
             KickError::NoSuchConnection(_) => ApiError::NotFound(e.to_string()),

@@ -5,7 +5,7 @@ import {
   backoffMs, buildWsUrl, closeHint, fillPath, isTerminal, jsonError, missingParams, parseBase64, parseHex,
   splitList, type CloseHint, type ComposerMode,
 } from "./client";
-import type { EndpointInfo, EndpointsResponse } from "./wire";
+import { CloseCode, type EndpointInfo, type EndpointsResponse } from "./wire";
 
 export type AuthMode = "mint" | "paste" | "none";
 export type SocketState = "idle" | "connecting" | "open" | "closing" | "closed";
@@ -73,7 +73,7 @@ export class TestClient {
   log = $state.raw<LogEntry[]>([]);
   mode = $state<ComposerMode>("text");
   input = $state("");
-  closeCode = $state("1000");
+  closeCode = $state(String(CloseCode.Normal));
   closeReason = $state("");
   protocol = $state("");
 
@@ -236,7 +236,7 @@ export class TestClient {
     this.#userClosed = true;
     const ws = this.#ws;
     if (!ws) return;
-    const code = Number(this.closeCode) || 1000;
+    const code = Number(this.closeCode) || CloseCode.Normal;
     this.state = "closing";
     try {
       ws.close(code, this.closeReason);
@@ -275,7 +275,7 @@ export class TestClient {
   dispose(): void {
     this.#cancelRetry();
     this.#userClosed = true;
-    this.#ws?.close(1000, "test client closed");
+    this.#ws?.close(CloseCode.Normal, "test client closed");
     this.#ws = null;
   }
 }

@@ -17,7 +17,7 @@ export const CloseCode = {
 } as const;
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
 
-export type DropReason = "send_queue_full" | "message_too_big" | "idle_timeout" | "kicked";
+export type DropReason = "idle_timeout" | "kicked" | "message_too_big" | "send_queue_full";
 
 export type UserId = string | number;
 
