@@ -9,6 +9,9 @@ use std::sync::Arc;
 
 use crate::config::EndpointConfig;
 
+/// Longest request path that gets a "did you mean" suggestion.
+pub const SUGGEST_MAX_BYTES: usize = 256;
+
 /// The configured endpoints, in config order (the first match wins).
 #[derive(Debug, Clone)]
 pub struct Endpoints {
@@ -84,8 +87,13 @@ impl Endpoints {
         })
     }
 
-    /// The known path closest to `path` by edit distance.
+    /// The known path closest to `path` by edit distance; none for a path longer than
+    /// [`SUGGEST_MAX_BYTES`], so a request's cost stays bounded whatever its length
+    /// (edit distance is quadratic).
     pub fn nearest(&self, path: &str) -> Option<String> {
+        if path.len() > SUGGEST_MAX_BYTES {
+            return None;
+        }
         self.list
             .iter()
             .map(|e| e.path.filled_like(path))

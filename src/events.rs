@@ -115,6 +115,31 @@ impl Event {
     }
 }
 
+/// Longest text an event field keeps (path, origin, reason, channel, …), in bytes: a
+/// client controls several of them (a 60 KB path, a huge Origin), and every event is
+/// held in the ring, sent to each UI and written to the file.
+pub const MAX_FIELD_BYTES: usize = 512;
+
+/// `s` cut to [`MAX_FIELD_BYTES`] on a character boundary, with `…` when cut.
+pub fn clip(s: &str) -> String {
+    if s.len() <= MAX_FIELD_BYTES {
+        return s.to_string();
+    }
+    let mut end = MAX_FIELD_BYTES - '…'.len_utf8();
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+fn clip_in_place(field: &mut Option<String>) {
+    if let Some(s) = field
+        && s.len() > MAX_FIELD_BYTES
+    {
+        *s = clip(s);
+    }
+}
+
 /// The first 200 characters of a text payload; binary is described, not shown.
 pub fn preview(text: Option<&str>, len: usize) -> String {
     match text {
@@ -135,6 +160,18 @@ pub struct Logged {
     pub json: String,
 }
 
+impl Logged {
+    /// What holding it costs, roughly: the JSON and the typed event, which carries the
+    /// same text.
+    fn cost(&self) -> usize {
+        2 * self.json.len() + std::mem::size_of::<Self>()
+    }
+}
+
+/// The ring's budget in bytes (each event counted as its JSON twice: the text and the
+/// typed copy); older events go first when a count or this is exceeded.
+pub const RING_MAX_BYTES: usize = 16 << 20;
+
 /// Capacity of the live broadcast; a subscriber further behind is told how many it missed.
 const LIVE_CAPACITY: usize = 8192;
 /// Events waiting for the file writer; more are counted as dropped, never queued.
@@ -147,6 +184,8 @@ pub const ROTATE_KEEP: usize = 5;
 #[derive(Debug, Default)]
 struct Ring {
     events: VecDeque<Arc<Logged>>,
+    /// What `events` holds, by [`Logged::cost`].
+    bytes: usize,
     last_seq: u64,
 }
 
@@ -182,6 +221,7 @@ impl EventLog {
         Self {
             ring: Mutex::new(Ring {
                 events: VecDeque::with_capacity(ring_cap.min(1024)),
+                bytes: 0,
                 last_seq: 0,
             }),
             ring_cap,
@@ -191,8 +231,21 @@ impl EventLog {
         }
     }
 
-    /// Records an event.
+    /// Records an event, its text fields cut to [`MAX_FIELD_BYTES`].
     pub fn emit(&self, mut event: Event) {
+        for field in [
+            &mut event.conn,
+            &mut event.endpoint,
+            &mut event.path,
+            &mut event.channel,
+            &mut event.user,
+            &mut event.remote,
+            &mut event.origin,
+            &mut event.reason,
+            &mut event.preview,
+        ] {
+            clip_in_place(field);
+        }
         let logged = {
             // Numbered, stored and sent under one lock: ring order, live order and `seq`
             // agree, so a reader can join `recent()` and the live stream without gaps or
@@ -202,10 +255,14 @@ impl EventLog {
             event.seq = ring.last_seq;
             let json = serde_json::to_string(&event).unwrap_or_default();
             let logged = Arc::new(Logged { event, json });
-            if ring.events.len() >= self.ring_cap {
-                ring.events.pop_front();
-            }
+            ring.bytes += logged.cost();
             ring.events.push_back(logged.clone());
+            while ring.events.len() > self.ring_cap || ring.bytes > RING_MAX_BYTES {
+                match ring.events.pop_front() {
+                    Some(old) => ring.bytes -= old.cost(),
+                    None => break,
+                }
+            }
             let _ = self.live.send(logged.clone());
             logged
         };

@@ -21,7 +21,7 @@ use crate::close::CloseCode;
 use crate::config::{AuthMode, RejectMode};
 use crate::connection;
 use crate::endpoint::{Matched, NoEndpoint};
-use crate::events::{Event, EventKind};
+use crate::events::{Event, EventKind, clip};
 use crate::hub::{ConnMeta, Slot};
 use crate::origin::{OriginNotAllowed, check_origin};
 use crate::state::Shared;
@@ -108,10 +108,11 @@ pub(crate) async fn upgrade(
         .collect();
     let offered_refs: Vec<&str> = offered.iter().map(String::as_str).collect();
     let query = parts.uri.query();
-    let shown_path = match query {
+    // Cut once here: the event, the log line and the reason all show this.
+    let shown_path = clip(&match query {
         Some(q) => format!("{path}?{}", auth::redact_query(q)),
         None => path.clone(),
-    };
+    });
 
     let found = auth::find_token(
         &shared.config.auth.token_sources,
@@ -142,7 +143,7 @@ pub(crate) async fn upgrade(
     match check(&shared, resolved, origin.as_deref(), found.map(|f| f.token)) {
         Err(refused) => {
             let code = refused.code();
-            let reason = refused.to_string();
+            let reason = clip(&refused.to_string());
             shared.hub.stats.handshake(Some(code));
             let mut e = Event::new(EventKind::HandshakeRejected);
             e.path = Some(shown_path.clone());

@@ -6,7 +6,12 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// A path such as `/ws/chat/{room}/`; `{name}` captures one non-empty segment.
+/// Longest value a `{param}` captures: a connection keeps its path and channels for its
+/// whole life, so a 60 KB segment would be held 10,000 times over.
+pub const MAX_PARAM_BYTES: usize = 256;
+
+/// A path such as `/ws/chat/{room}/`; `{name}` captures one non-empty segment of at most
+/// [`MAX_PARAM_BYTES`].
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct PathPattern {
@@ -81,7 +86,7 @@ impl PathPattern {
         for (seg, part) in self.segments.iter().zip(parts) {
             match seg {
                 Segment::Literal(l) if l == part => {}
-                Segment::Param(name) if !part.is_empty() => {
+                Segment::Param(name) if !part.is_empty() && part.len() <= MAX_PARAM_BYTES => {
                     // As Django's URL resolver does: `/ws/chat/a%20b/` captures `a b`.
                     params.insert(name.clone(), percent_decode_segment(part));
                 }

@@ -234,3 +234,89 @@ pub fn simplejwt_claims(user_id: Value, exp_in: i64) -> Value {
         "user_id": user_id,
     })
 }
+
+/// A `sockpit serve` process (the real binary), so its memory and CPU can be measured
+/// apart from the test's. Killed when dropped.
+pub struct Spawned {
+    pub child: std::process::Child,
+    pub port: u16,
+    pub data_dir: PathBuf,
+}
+
+impl Spawned {
+    /// `sockpit serve --port 0` with `toml` as its config file (key and secret are the
+    /// test's).
+    pub fn serve(toml: &str) -> Result<Self> {
+        use std::io::BufRead;
+        let data_dir = temp_dir("spawned");
+        let file = data_dir.join("sockpit.toml");
+        std::fs::write(&file, toml)?;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sockpit"))
+            .args(["--config", file.to_str().unwrap(), "serve", "--port", "0"])
+            .env("SOCKPIT_DATA_DIR", &data_dir)
+            .env("SOCKPIT_API_KEY", KEY)
+            .env("SOCKPIT_JWT_SECRET", SECRET)
+            .env("SOCKPIT_LOG", "warn")
+            .env_remove("SOCKPIT_PORT")
+            .env_remove("SOCKPIT_BIND")
+            .current_dir(&data_dir)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        let mut first = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut first)?;
+        let port = first
+            .trim()
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .with_context(|| format!("no port in {first:?}"))?;
+        Ok(Self {
+            child,
+            port,
+            data_dir,
+        })
+    }
+
+    pub fn ws(&self, path: &str) -> String {
+        format!("ws://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn http(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Resident memory, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("the server is alive");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS")
+    }
+
+    /// CPU time used so far (user + system), in seconds.
+    pub fn cpu_secs(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
+            .expect("the server is alive");
+        // Fields after the parenthesised command name; utime and stime are 14th and 15th.
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let f: Vec<f64> = rest
+            .split_whitespace()
+            .skip(11)
+            .take(2)
+            .map(|v| v.parse().unwrap_or(0.0))
+            .collect();
+        (f[0] + f[1]) / 100.0
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}

@@ -1,0 +1,110 @@
+//! Hostile input, no key needed: what any web page the developer opens (or any local
+//! process) can send. Each test runs the real `sockpit serve` binary and measures its
+//! memory or CPU from /proc, not the test's clock.
+
+mod common;
+
+use std::sync::Arc;
+
+use anyhow::Result;
+use futures_util::StreamExt;
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::protocol::Message;
+
+use common::*;
+
+const HUGE: usize = 60_000;
+
+/// Opens a handshake the server refuses and returns its close code and reason.
+async fn refused(url: String, headers: Vec<(&'static str, String)>) -> Result<(u16, String)> {
+    let pairs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut ws = connect(&url, &pairs).await?;
+    closed(&mut ws).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_huge_handshakes_keep_the_server_small() -> Result<()> {
+    let srv = Arc::new(Spawned::serve("")?);
+    let long_path = format!("/{}", "a".repeat(HUGE));
+    let long_origin = format!("http://{}.test", "b".repeat(HUGE));
+    // Warm up: buffers, the ring's first allocations.
+    for _ in 0..50 {
+        refused(srv.ws("/nope/"), vec![]).await?;
+    }
+    let before = srv.rss_kib();
+    let gate = Arc::new(tokio::sync::Semaphore::new(16));
+    let mut tasks = Vec::new();
+    for i in 0..2000 {
+        let (srv, gate) = (srv.clone(), gate.clone());
+        let (path, origin) = (long_path.clone(), long_origin.clone());
+        tasks.push(tokio::spawn(async move {
+            let _permit = gate.acquire().await.unwrap();
+            if i % 2 == 0 {
+                refused(srv.ws(&path), vec![]).await
+            } else {
+                refused(srv.ws("/ws/echo/"), vec![("origin", origin)]).await
+            }
+        }));
+    }
+    for t in tasks {
+        let (code, reason) = t.await??;
+        assert!([4003, 4004].contains(&code), "{code} {reason}");
+        assert!(reason.len() <= 123, "a close reason fits its frame");
+    }
+    let grown_mib = srv.rss_kib().saturating_sub(before) / 1024;
+    assert!(
+        grown_mib < 48,
+        "2,000 refused 60 KB handshakes grew the server by {grown_mib} MiB"
+    );
+
+    // What the log kept is cut to a documented size, and the UI's first frame is bounded.
+    let (mut ui, _) =
+        tokio_tungstenite::connect_async(srv.ws(&format!("/_sockpit/api/events?key={KEY}")))
+            .await?;
+    let Some(Ok(Message::Text(hello))) = ui.next().await else {
+        panic!("no hello frame");
+    };
+    assert!(hello.len() < sockpit::events::RING_MAX_BYTES);
+    let hello: Value = serde_json::from_str(&hello)?;
+    let events = hello["events"].as_array().unwrap();
+    let rejected: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["kind"] == "handshake_rejected")
+        .collect();
+    assert!(rejected.len() > 1000, "the refusals are in the log");
+    for e in rejected {
+        for field in ["path", "origin", "reason"] {
+            let len = e[field].as_str().map_or(0, str::len);
+            assert!(
+                len <= sockpit::events::MAX_FIELD_BYTES,
+                "{field}: {len} bytes"
+            );
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_long_path_costs_no_cpu_for_its_suggestion() -> Result<()> {
+    // A `{param}` endpoint: the suggestion is built from the request's own segments, so a
+    // naive edit distance compares two 60 KB strings.
+    let srv = Spawned::serve(
+        "[[endpoint]]\npath = \"/ws/chat/{room}/\"\nchannel = \"chat.{room}\"\nauth = \"none\"\n",
+    )?;
+    let path = format!("/ws/chta/{}/", "r".repeat(HUGE));
+    let before = srv.cpu_secs();
+    for _ in 0..10 {
+        let (code, reason) = refused(srv.ws(&path), vec![]).await?;
+        assert_eq!(code, 4004);
+        assert!(reason.starts_with("no endpoint /ws/chta/rrr"), "{reason}");
+    }
+    let used = srv.cpu_secs() - before;
+    assert!(used < 1.0, "10 refusals took {used:.2}s of server CPU");
+    // A short typo still gets its suggestion.
+    let (_, reason) = refused(srv.ws("/ws/chta/lobby/"), vec![]).await?;
+    assert!(
+        reason.ends_with("did you mean /ws/chat/lobby/?"),
+        "{reason}"
+    );
+    Ok(())
+}
