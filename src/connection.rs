@@ -55,12 +55,17 @@ pub(crate) async fn run(
                     break Close::new(CloseCode::Abnormal, "queue closed");
                 };
                 // Everything already queued goes out in one flush (one write syscall for a
-                // burst, not one per message), while still watching for a close request: a
-                // client that stopped reading must not pin this task.
+                // burst, not one per message), while still watching for a close request and
+                // a stall: a client that stopped reading (its TCP window closed) blocks this
+                // write, and is dropped once it has made no progress for idle_timeout_s.
                 let sent = tokio::select! {
                     r = write_burst(&mut socket, out, &mut rx) => r,
                     _ = conn.closing() => continue,
                     _ = stop.cancelled() => continue,
+                    _ = tokio::time::sleep(idle) => {
+                        shared.hub.stats.drop_client(DropReason::IdleTimeout);
+                        break idle_close(idle);
+                    }
                 };
                 let Some((n, bytes)) = sent else {
                     break Close::new(CloseCode::Abnormal, "write failed");
@@ -91,10 +96,7 @@ pub(crate) async fn run(
             _ = ping.tick() => {
                 if last_seen.elapsed() >= idle {
                     shared.hub.stats.drop_client(DropReason::IdleTimeout);
-                    break Close::new(
-                        CloseCode::Policy,
-                        format!("no traffic for {}s (idle_timeout_s)", idle.as_secs()),
-                    );
+                    break idle_close(idle);
                 }
                 let _ = timeout(CLOSE_GRACE, socket.send(Message::Ping(Default::default()))).await;
             }
@@ -105,6 +107,13 @@ pub(crate) async fn run(
         send_close(&mut socket, close.code, &close.reason).await;
     }
     finish(&shared, &conn, close.code, &close.reason, false);
+}
+
+fn idle_close(idle: Duration) -> Close {
+    Close::new(
+        CloseCode::Policy,
+        format!("no traffic for {}s (idle_timeout_s)", idle.as_secs()),
+    )
 }
 
 /// Most frames written per flush.

@@ -298,6 +298,76 @@ async fn login_sets_an_httponly_strict_cookie_that_opens_the_api() -> Result<()>
     Ok(())
 }
 
+/// Cookies ignore ports: a page on `127.0.0.1:3000` sends Sockpit's session cookie too.
+/// The cookie is not the key, expires, and changes nothing unless the request comes from
+/// Sockpit's own pages.
+#[tokio::test]
+async fn the_session_cookie_is_not_the_key_and_refuses_cross_site_requests() -> Result<()> {
+    let srv = TestServer::default().await;
+    let no_redirect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let r = no_redirect
+        .get(srv.http(&format!("/_sockpit/login?key={KEY}")))
+        .send()
+        .await?;
+    let set = r.headers()["set-cookie"].to_str()?.to_string();
+    assert!(!set.contains(KEY), "the cookie carries the API key: {set}");
+    assert!(set.contains("Max-Age=43200"), "{set}");
+    let cookie = set.split(';').next().unwrap().to_string();
+    let own = format!("http://{}", srv.handle.local_addr());
+    let publish = |origin: Option<&str>| {
+        let mut r = client()
+            .post(srv.http("/_sockpit/api/publish"))
+            .header("cookie", &cookie)
+            .json(&json!({"channel": "dashboard", "data": 1}));
+        if let Some(o) = origin {
+            r = r.header("origin", o);
+        }
+        r.send()
+    };
+    assert_eq!(publish(Some(&own)).await?.status(), 200);
+    for foreign in [
+        Some("http://127.0.0.1:3000"),
+        Some("http://evil.test"),
+        None,
+    ] {
+        let r = publish(foreign).await?;
+        assert_eq!(r.status(), 403, "{foreign:?}");
+        let e: Value = r.json().await?;
+        assert!(e["detail"].as_str().unwrap().contains("cross-site"), "{e}");
+    }
+    // The live event stream, from another localhost port, with the cookie: refused.
+    let events = srv.ws("/_sockpit/api/events");
+    let foreign = connect(
+        &events,
+        &[("cookie", &cookie), ("origin", "http://localhost:5173")],
+    )
+    .await;
+    assert!(foreign.is_err(), "a foreign page read the live stream");
+    assert!(
+        connect(&events, &[("cookie", &cookie), ("origin", &own)])
+            .await
+            .is_ok()
+    );
+    // An expired session, even signed with the right key, is refused.
+    let expired = sign(&json!({"exp": 1_000_000, "sub": "sockpit-ui"}), KEY);
+    let r = client()
+        .get(srv.http("/_sockpit/api/stats"))
+        .header("cookie", format!("sockpit_session={expired}"))
+        .send()
+        .await?;
+    assert_eq!(r.status(), 401);
+    // And the key itself is no session.
+    let r = client()
+        .get(srv.http("/_sockpit/api/stats"))
+        .header("cookie", format!("sockpit_session={KEY}"))
+        .send()
+        .await?;
+    assert_eq!(r.status(), 401);
+    Ok(())
+}
+
 #[tokio::test]
 async fn plain_http_to_an_endpoint_says_upgrade() -> Result<()> {
     let srv = TestServer::default().await;
@@ -471,6 +541,21 @@ async fn settings_validate_refuse_and_save() -> Result<()> {
         reqwest::get(srv.http("/_sockpit/healthz")).await?.status(),
         200
     );
+
+    // The log file cannot be pointed elsewhere through the API (the server appends to
+    // it and renames it when it rotates).
+    let victim = srv.data_dir.join("victim-rc");
+    std::fs::write(&victim, "# the user's shell rc\n")?;
+    let r = client()
+        .put(srv.http("/_sockpit/api/config"))
+        .bearer_auth(KEY)
+        .json(&json!({"toml": format!("[log]\nfile = {:?}\n", victim.display().to_string())}))
+        .send()
+        .await?;
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await?.contains("log.file cannot be changed"));
+    assert!(!file.exists());
+    assert_eq!(std::fs::read_to_string(&victim)?, "# the user's shell rc\n");
 
     // A taken port is refused too.
     let held = std::net::TcpListener::bind("127.0.0.1:0")?;

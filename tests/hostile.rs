@@ -108,3 +108,41 @@ async fn a_long_path_costs_no_cpu_for_its_suggestion() -> Result<()> {
     );
     Ok(())
 }
+
+/// A client that never reads (its TCP window closes) blocks the server's writes. The
+/// connection's timers must keep running meanwhile: it is reaped by the idle timeout,
+/// not held for ever, and the others are not slowed.
+#[tokio::test]
+async fn a_client_that_never_reads_is_reaped_by_the_idle_timeout() -> Result<()> {
+    let srv = TestServer::start(config_from(
+        "[server]\nping_interval_s = 1\nidle_timeout_s = 2\nsend_queue = 100000\n",
+    ))
+    .await;
+    let token = srv.token("5");
+    let stuck = connect(&srv.ws(&format!("/ws/dashboard/?token={token}")), &[]).await?;
+    srv.wait_connections(1).await;
+    // Far more than the socket buffers hold: the server's write blocks.
+    let big = "x".repeat(64 << 10);
+    for _ in 0..400 {
+        srv.publish(serde_json::json!({"channel": "dashboard", "data": big}))
+            .await;
+    }
+    let started = std::time::Instant::now();
+    let mut gone = false;
+    for _ in 0..150 {
+        if srv.handle.stats().connections == 0 {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(gone, "still connected after {:?}", started.elapsed());
+    let dropped = srv.handle.stats().dropped_clients;
+    assert_eq!(
+        dropped.get(&sockpit::close::DropReason::IdleTimeout),
+        Some(&1),
+        "{dropped:?}"
+    );
+    drop(stuck);
+    Ok(())
+}

@@ -8,13 +8,16 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
 use super::ApiError;
+use crate::auth;
 use crate::origin::{DESKTOP_ORIGINS, HostError, check_host};
 use crate::state::Shared;
 
-/// Cookie set by the login URL; its value is the API key (HttpOnly, SameSite=Strict).
+/// Cookie set by the login URL (HttpOnly, SameSite=Strict, 12 h): a signed session,
+/// never the API key.
 pub const SESSION_COOKIE: &str = "sockpit_session";
 
 /// Every method a `/_sockpit/` route answers, for the desktop window's preflights.
@@ -70,27 +73,44 @@ pub(super) async fn require_host(
     }
 }
 
-/// The API key from `Authorization: Bearer`, `X-API-Key`, the session cookie, or (for
-/// the events WebSocket, which browsers cannot give headers) `?key=`.
-fn presented_key<'a>(headers: &'a HeaderMap, query: Option<&'a str>, ws: bool) -> Option<&'a str> {
+/// How a request proves it may use the API.
+enum Credential<'a> {
+    /// The key in `Authorization: Bearer` or `X-API-Key`: no web page can send these
+    /// to us without a CORS preflight, which only the desktop window passes.
+    Header(&'a str),
+    /// The key in `?key=`, on the events WebSocket only (browsers cannot give it headers).
+    Query(&'a str),
+    /// The session cookie the login URL set: a browser sends it with any request, from
+    /// any page, so what it may do is checked further ([`same_origin`]).
+    Session(&'a str),
+}
+
+fn credential<'a>(
+    headers: &'a HeaderMap,
+    query: Option<&'a str>,
+    ws: bool,
+) -> Option<Credential<'a>> {
     let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    h("authorization")
+    if let Some(k) = h("authorization")
         .and_then(|v| v.strip_prefix("Bearer "))
         .or_else(|| h("x-api-key"))
-        .or_else(|| {
-            headers
-                .get_all(header::COOKIE)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(';'))
-                .filter_map(|c| c.trim().split_once('='))
-                .find(|(k, _)| *k == SESSION_COOKIE)
-                .map(|(_, v)| v)
-        })
-        .or_else(|| {
-            ws.then(|| query?.split('&').find_map(|p| p.strip_prefix("key=")))
-                .flatten()
-        })
+    {
+        return Some(Credential::Header(k));
+    }
+    let cookie = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == SESSION_COOKIE)
+        .map(|(_, v)| v);
+    if let Some(v) = cookie {
+        return Some(Credential::Session(v));
+    }
+    ws.then(|| query?.split('&').find_map(|p| p.strip_prefix("key=")))
+        .flatten()
+        .map(Credential::Query)
 }
 
 /// Whether `presented` is the API key (constant time).
@@ -102,6 +122,61 @@ pub(super) fn key_matches(shared: &Shared, presented: &str) -> bool {
         .into()
 }
 
+/// How long a UI session lasts.
+pub(super) const SESSION_TTL_S: u64 = 12 * 3600;
+
+#[derive(Serialize, Deserialize)]
+struct SessionClaims {
+    exp: u64,
+    sub: String,
+}
+
+const SESSION_SUBJECT: &str = "sockpit-ui";
+
+/// A session cookie's value: a token signed with the API key that carries only its
+/// expiry. Not the key itself (a leaked cookie expires), and stateless, so a session
+/// outlives a restart with the same key; a new key ends every session.
+pub(super) fn mint_session(shared: &Shared) -> String {
+    let claims = SessionClaims {
+        exp: auth::now_secs() + SESSION_TTL_S,
+        sub: SESSION_SUBJECT.into(),
+    };
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(shared.api_key.as_bytes()),
+    )
+    .unwrap_or_default()
+}
+
+fn session_valid(shared: &Shared, value: &str) -> bool {
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    v.leeway = 0;
+    v.set_required_spec_claims(&["exp", "sub"]);
+    v.sub = Some(SESSION_SUBJECT.into());
+    jsonwebtoken::decode::<SessionClaims>(
+        value,
+        &jsonwebtoken::DecodingKey::from_secret(shared.api_key.as_bytes()),
+        &v,
+    )
+    .is_ok()
+}
+
+/// Whether a request comes from a page of this very server (or the desktop window):
+/// its `Origin` names the `Host` it was sent to. Without an `Origin`, the browser's
+/// `Sec-Fetch-Site` decides; a request with neither is refused.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let h = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    match (h(header::ORIGIN), h(header::HOST)) {
+        (Some(o), _) if DESKTOP_ORIGINS.contains(&o) => true,
+        (Some(o), Some(host)) => o.split_once("://").is_some_and(|(_, rest)| rest == host),
+        (Some(_), None) => false,
+        (None, _) => headers
+            .get("sec-fetch-site")
+            .is_some_and(|v| v.as_bytes() == b"same-origin"),
+    }
+}
+
 pub(super) async fn require_key(
     State(shared): State<Arc<Shared>>,
     req: Request,
@@ -111,9 +186,29 @@ pub(super) async fn require_key(
         .headers()
         .get(header::UPGRADE)
         .is_some_and(|u| u.as_bytes().eq_ignore_ascii_case(b"websocket"));
-    match presented_key(req.headers(), req.uri().query(), is_ws) {
-        Some(k) if key_matches(&shared, k) => Ok(next.run(req).await),
-        Some(_) => Err(ApiError::Unauthorized("wrong API key".into())),
+    match credential(req.headers(), req.uri().query(), is_ws) {
+        Some(Credential::Header(k) | Credential::Query(k)) if key_matches(&shared, k) => {
+            Ok(next.run(req).await)
+        }
+        Some(Credential::Header(_) | Credential::Query(_)) => {
+            Err(ApiError::Unauthorized("wrong API key".into()))
+        }
+        Some(Credential::Session(s)) if session_valid(&shared, s) => {
+            // Cookies ignore ports: a page on another localhost port sends ours too.
+            // What changes something, or reads the live stream, must come from our own
+            // pages; reading a GET's answer cross-origin is already blocked by the
+            // browser (no CORS for web origins).
+            let changes = !matches!(*req.method(), Method::GET | Method::HEAD) || is_ws;
+            if changes && !same_origin(req.headers()) {
+                return Err(ApiError::Forbidden(
+                    "cross-site request refused: the session cookie only works from Sockpit's own pages (send the API key in a header instead)".into(),
+                ));
+            }
+            Ok(next.run(req).await)
+        }
+        Some(Credential::Session(_)) => Err(ApiError::Unauthorized(
+            "session expired or not valid: open the login URL that `sockpit serve` printed".into(),
+        )),
         None => Err(ApiError::Unauthorized(
             "API key required (Authorization: Bearer <key> or X-API-Key: <key>)".into(),
         )),

@@ -46,6 +46,13 @@ pub(super) async fn apply(
     let (mut next, _) = settings::validate(&req.toml, file).map_err(|e| invalid(&e))?;
     next.apply_env(|k| std::env::var(k).ok())
         .map_err(|e| invalid(&e))?;
+    // The server appends client-controlled text to this file and renames it when it
+    // rotates: whoever holds the API key must not be able to point it at ~/.bashrc.
+    if next.log.file != shared.config.log.file {
+        return Err(ApiError::Unprocessable(
+            "log.file cannot be changed through Settings: it is fixed when Sockpit starts (edit the file by hand and restart)".into(),
+        ));
+    }
     let now = shared.local_addr;
     // Port 0 (any free port) keeps the port in force: the page must know where to go.
     if next.server.port == 0 {

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::ApiError;
-use super::guard::{SESSION_COOKIE, key_matches};
+use super::guard::{SESSION_COOKIE, SESSION_TTL_S, key_matches, mint_session};
 use crate::state::Shared;
 
 /// The UI, built by Vite into `ui/dist` and embedded at compile time (see build.rs).
@@ -32,7 +32,10 @@ pub(super) async fn login(
             "wrong or missing key: open the login URL that `sockpit serve` printed".into(),
         ));
     }
-    let cookie = format!("{SESSION_COOKIE}={key}; Path=/_sockpit; HttpOnly; SameSite=Strict");
+    let cookie = format!(
+        "{SESSION_COOKIE}={}; Path=/_sockpit; HttpOnly; SameSite=Strict; Max-Age={SESSION_TTL_S}",
+        mint_session(&shared)
+    );
     let mut resp = Redirect::to("/_sockpit/").into_response();
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         resp.headers_mut().insert(header::SET_COOKIE, v);
