@@ -30,8 +30,9 @@ pub enum CloseCode {
     TooBig = 1009,
     /// 4001: no token, or the token is invalid.
     Unauthorized = 4001,
-    /// 4003: the Origin is not in `allowed_origins`.
-    OriginNotAllowed = 4003,
+    /// 4003: forbidden: the Origin is not in `allowed_origins`, or a path parameter
+    /// names a reserved channel.
+    Forbidden = 4003,
     /// 4004: no endpoint at that path.
     NoEndpoint = 4004,
     /// 4029: `max_connections` reached.
@@ -50,7 +51,7 @@ impl CloseCode {
         Self::Policy,
         Self::TooBig,
         Self::Unauthorized,
-        Self::OriginNotAllowed,
+        Self::Forbidden,
         Self::NoEndpoint,
         Self::TooManyConnections,
     ];
@@ -72,7 +73,7 @@ impl CloseCode {
             Self::Policy => "Policy",
             Self::TooBig => "TooBig",
             Self::Unauthorized => "Unauthorized",
-            Self::OriginNotAllowed => "OriginNotAllowed",
+            Self::Forbidden => "Forbidden",
             Self::NoEndpoint => "NoEndpoint",
             Self::TooManyConnections => "TooManyConnections",
         }

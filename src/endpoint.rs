@@ -8,6 +8,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::config::EndpointConfig;
+use crate::pattern::ChannelTemplate;
 
 /// Longest request path that gets a "did you mean" suggestion.
 pub const SUGGEST_MAX_BYTES: usize = 256;
@@ -16,6 +17,8 @@ pub const SUGGEST_MAX_BYTES: usize = 256;
 #[derive(Debug, Clone)]
 pub struct Endpoints {
     list: Vec<Arc<EndpointConfig>>,
+    /// Every channel template of every endpoint, once.
+    templates: Vec<ChannelTemplate>,
 }
 
 /// A request path resolved to an endpoint.
@@ -27,16 +30,16 @@ pub struct Matched {
     pub params: BTreeMap<String, String>,
 }
 
-impl Matched {
-    /// Channel names for a connection of `user` (None when unauthenticated).
-    pub fn channels(&self, user: Option<&str>) -> Vec<String> {
-        self.endpoint
-            .channels
-            .iter()
-            .map(|t| t.render(&self.params, user))
-            .collect()
-    }
+/// A channel a path parameter may not name; its `Display` is the 4003 reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("channel {channel} is reserved: a path parameter cannot name it")]
+pub struct ReservedChannel {
+    /// The channel the parameters rendered.
+    pub channel: String,
 }
+
+/// The prefix of the channel every authenticated connection of a user joins.
+const USER_PREFIX: &str = "user.";
 
 /// A path that names no endpoint; its `Display` is the 4004 reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,9 +64,43 @@ impl std::error::Error for NoEndpoint {}
 impl Endpoints {
     /// Wraps the endpoint list.
     pub fn new(list: &[EndpointConfig]) -> Self {
+        let mut templates: Vec<ChannelTemplate> = Vec::new();
+        for t in list.iter().flat_map(|e| &e.channels) {
+            if !templates.contains(t) {
+                templates.push(t.clone());
+            }
+        }
         Self {
             list: list.iter().cloned().map(Arc::new).collect(),
+            templates,
         }
+    }
+
+    /// The channels a connection of `user` on `matched` joins. A channel rendered from
+    /// path parameters may not reach one the parameter's author does not own: the
+    /// reserved `user.` prefix (another user's messages), or a channel of a template
+    /// with more fixed text (`{room}` = `dashboard`, or `chat.lobby` of `chat.{room}`).
+    pub fn channels(
+        &self,
+        matched: &Matched,
+        user: Option<&str>,
+    ) -> Result<Vec<String>, ReservedChannel> {
+        let mut out = Vec::with_capacity(matched.endpoint.channels.len());
+        for t in &matched.endpoint.channels {
+            let channel = t.render(&matched.params, user);
+            if t.uses_params() {
+                let owned_elsewhere = self.templates.iter().any(|other| {
+                    other != t && other.fixed_len() > t.fixed_len() && other.matches(&channel)
+                });
+                let user_channel =
+                    channel.starts_with(USER_PREFIX) && !t.to_string().starts_with(USER_PREFIX);
+                if owned_elsewhere || user_channel {
+                    return Err(ReservedChannel { channel });
+                }
+            }
+            out.push(channel);
+        }
+        Ok(out)
     }
 
     /// The endpoints, in order.
@@ -105,6 +142,46 @@ impl Endpoints {
 mod tests {
     use super::*;
     use crate::config::{AuthMode, OnMessage, default_endpoints};
+
+    #[test]
+    fn params_cannot_name_channels_they_do_not_own() {
+        let eps = Endpoints::new(&[
+            EndpointConfig::new(
+                "/ws/dashboard/",
+                &["dashboard"],
+                AuthMode::None,
+                OnMessage::Drop,
+            ),
+            EndpointConfig::new(
+                "/ws/chat/{room}/",
+                &["chat.{room}"],
+                AuthMode::None,
+                OnMessage::Drop,
+            ),
+            EndpointConfig::new(
+                "/ws/any/{room}/",
+                &["{room}", "user_{user}"],
+                AuthMode::None,
+                OnMessage::Drop,
+            ),
+        ]);
+        let joins = |path: &str, user: Option<&str>| {
+            let m = eps.resolve(path).unwrap();
+            eps.channels(&m, user).map_err(|e| e.to_string())
+        };
+        assert_eq!(
+            joins("/ws/any/lobby/", Some("7")).unwrap(),
+            ["lobby", "user_7"]
+        );
+        assert_eq!(joins("/ws/chat/a.b/", None).unwrap(), ["chat.a.b"]);
+        for taken in ["user.42", "dashboard", "chat.kitchen", "user_8"] {
+            let e = joins(&format!("/ws/any/{taken}/"), Some("7")).unwrap_err();
+            assert_eq!(
+                e,
+                format!("channel {taken} is reserved: a path parameter cannot name it")
+            );
+        }
+    }
 
     #[test]
     fn typo_suggests_nearest() {

@@ -16,11 +16,11 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::api::ApiError;
-use crate::auth::{self, Principal, Rejection};
+use crate::auth::{self, Rejection};
 use crate::close::CloseCode;
 use crate::config::{AuthMode, RejectMode};
 use crate::connection;
-use crate::endpoint::{Matched, NoEndpoint};
+use crate::endpoint::{Matched, NoEndpoint, ReservedChannel};
 use crate::events::{Event, EventKind, clip};
 use crate::hub::{ConnMeta, Slot};
 use crate::origin::{OriginNotAllowed, check_origin};
@@ -45,6 +45,9 @@ pub enum Refused {
     /// No token, or a bad one (4001).
     #[error(transparent)]
     Token(#[from] Rejection),
+    /// A path parameter names a channel it may not (4003).
+    #[error(transparent)]
+    Channel(#[from] ReservedChannel),
     /// `max_connections` reached (4029).
     #[error("max_connections {0} reached")]
     Full(u64),
@@ -55,7 +58,7 @@ impl Refused {
     pub fn code(&self) -> CloseCode {
         match self {
             Self::NoEndpoint(_) => CloseCode::NoEndpoint,
-            Self::Origin(_) => CloseCode::OriginNotAllowed,
+            Self::Origin(_) | Self::Channel(_) => CloseCode::Forbidden,
             Self::Token(_) => CloseCode::Unauthorized,
             Self::Full(_) => CloseCode::TooManyConnections,
         }
@@ -65,7 +68,7 @@ impl Refused {
     fn status(&self) -> StatusCode {
         match self {
             Self::NoEndpoint(_) => StatusCode::NOT_FOUND,
-            Self::Origin(_) => StatusCode::FORBIDDEN,
+            Self::Origin(_) | Self::Channel(_) => StatusCode::FORBIDDEN,
             Self::Token(_) => StatusCode::UNAUTHORIZED,
             Self::Full(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -75,7 +78,8 @@ impl Refused {
 /// What passed the checks.
 struct Admitted {
     matched: Matched,
-    principal: Option<Principal>,
+    user: Option<String>,
+    channels: Vec<String>,
     slot: Slot,
 }
 
@@ -167,13 +171,12 @@ pub(crate) async fn upgrade(
         }
         Ok(Admitted {
             matched,
-            principal,
+            user,
+            channels,
             slot,
         }) => {
             shared.hub.stats.handshake(None);
-            let user = principal.map(|p| p.user_id);
             let endpoint = matched.endpoint.clone();
-            let channels = matched.channels(user.as_deref());
             let s = shared.clone();
             let guard = shared.sockets.token();
             ws.max_message_size(cfg.max_message_bytes.get())
@@ -205,13 +208,14 @@ fn check(
 ) -> Result<Admitted, Refused> {
     let matched = resolved?;
     check_origin(&shared.config.server.allowed_origins, origin)?;
-    let principal = match matched.endpoint.auth {
+    let user = match matched.endpoint.auth {
         AuthMode::None => None,
         AuthMode::Jwt => {
             let token = token.ok_or_else(|| auth::no_token(&shared.config.auth.token_sources))?;
-            Some(shared.verifier.verify(&token)?)
+            Some(shared.verifier.verify(&token)?.user_id)
         }
     };
+    let channels = shared.endpoints.channels(&matched, user.as_deref())?;
     // Reserve last, so a refused handshake never holds a place.
     let slot = shared
         .hub
@@ -219,7 +223,8 @@ fn check(
         .ok_or(Refused::Full(shared.config.server.max_connections.0))?;
     Ok(Admitted {
         matched,
-        principal,
+        user,
+        channels,
         slot,
     })
 }

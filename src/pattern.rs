@@ -195,6 +195,50 @@ impl ChannelTemplate {
             .filter_map(|s| s.split_once('}').map(|(n, _)| n))
     }
 
+    /// Whether a path parameter (anything but `{user}`) is part of it.
+    pub fn uses_params(&self) -> bool {
+        self.placeholders().any(|p| p != "user")
+    }
+
+    /// How much of it is fixed text (outside placeholders): the more, the more specific.
+    pub fn fixed_len(&self) -> usize {
+        self.pieces()
+            .map(|p| match p {
+                Piece::Text(t) => t.len(),
+                Piece::Hole => 0,
+            })
+            .sum()
+    }
+
+    /// Whether `channel` is one this template can produce (each placeholder standing for
+    /// any non-empty text).
+    pub fn matches(&self, channel: &str) -> bool {
+        let pieces: Vec<Piece<'_>> = self.pieces().collect();
+        glob(&pieces, channel)
+    }
+
+    fn pieces(&self) -> impl Iterator<Item = Piece<'_>> {
+        let mut rest = self.0.as_str();
+        std::iter::from_fn(move || {
+            if rest.is_empty() {
+                return None;
+            }
+            match rest.find('{') {
+                Some(0) => {
+                    let end = rest.find('}').map_or(rest.len(), |i| i + 1);
+                    rest = &rest[end..];
+                    Some(Piece::Hole)
+                }
+                Some(i) => {
+                    let (text, tail) = rest.split_at(i);
+                    rest = tail;
+                    Some(Piece::Text(text))
+                }
+                None => Some(Piece::Text(std::mem::take(&mut rest))),
+            }
+        })
+    }
+
     /// The channel name with `{param}` and `{user}` filled in.
     pub fn render(&self, params: &BTreeMap<String, String>, user: Option<&str>) -> String {
         let mut out = self.0.clone();
@@ -205,6 +249,28 @@ impl ChannelTemplate {
             out = out.replace("{user}", u);
         }
         out
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Piece<'a> {
+    Text(&'a str),
+    Hole,
+}
+
+/// Matches `s` against pieces where a hole is any non-empty text. Holes are few and
+/// channels short (params are capped), so plain backtracking is cheap.
+fn glob(pieces: &[Piece<'_>], s: &str) -> bool {
+    match pieces.split_first() {
+        None => s.is_empty(),
+        Some((Piece::Text(t), rest)) => s.strip_prefix(t).is_some_and(|s| glob(rest, s)),
+        Some((Piece::Hole, rest)) => s
+            .char_indices()
+            .skip(1)
+            .map(|(i, _)| i)
+            .chain(std::iter::once(s.len()))
+            .filter(|&i| i > 0)
+            .any(|i| glob(rest, &s[i..])),
     }
 }
 
@@ -250,6 +316,26 @@ mod tests {
         assert!(PathPattern::parse("/_sockpit/x").is_err());
         assert!(ChannelTemplate::parse("chat.{room").is_err());
         assert!(ChannelTemplate::parse("").is_err());
+    }
+
+    #[test]
+    fn templates_match_what_they_can_produce() {
+        let t = ChannelTemplate::parse("chat.{room}").unwrap();
+        assert!(t.matches("chat.lobby"));
+        assert!(!t.matches("chat."));
+        assert!(!t.matches("user.7"));
+        assert_eq!(t.fixed_len(), 5);
+        let any = ChannelTemplate::parse("{room}").unwrap();
+        assert!(any.matches("dashboard") && any.uses_params());
+        let user = ChannelTemplate::parse("user_{user}").unwrap();
+        assert!(user.matches("user_7") && !user.uses_params());
+        assert!(
+            ChannelTemplate::parse("dashboard")
+                .unwrap()
+                .matches("dashboard")
+        );
+        let two = ChannelTemplate::parse("{a}.{b}").unwrap();
+        assert!(two.matches("x.y.z") && !two.matches("xy"));
     }
 
     #[test]

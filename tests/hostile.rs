@@ -146,3 +146,40 @@ async fn a_client_that_never_reads_is_reaped_by_the_idle_timeout() -> Result<()>
     drop(stuck);
     Ok(())
 }
+
+/// `channel = "{room}"`: a client choosing `room = user.42` would read user 42's
+/// messages, and `room = dashboard` another endpoint's. Both are refused with 4003.
+#[tokio::test]
+async fn a_path_parameter_cannot_name_another_users_channel() -> Result<()> {
+    let srv = TestServer::start(config_from(
+        "[[endpoint]]\npath = \"/ws/dashboard/\"\nchannel = \"dashboard\"\n\n\
+         [[endpoint]]\npath = \"/ws/room/{room}/\"\nchannel = \"{room}\"\n",
+    ))
+    .await;
+    let token = srv.token("7");
+    for taken in ["user.42", "dashboard"] {
+        let mut ws = srv
+            .connect(&format!("/ws/room/{taken}/?token={token}"))
+            .await;
+        let (code, reason) = closed(&mut ws).await?;
+        assert_eq!(code, 4003);
+        assert_eq!(
+            reason,
+            format!("channel {taken} is reserved: a path parameter cannot name it")
+        );
+    }
+    assert_eq!(
+        srv.publish(serde_json::json!({"user": 42, "data": "secret"}))
+            .await,
+        0
+    );
+    let mut ok = srv.connect(&format!("/ws/room/lobby/?token={token}")).await;
+    srv.wait_connections(1).await;
+    assert_eq!(
+        srv.publish(serde_json::json!({"channel": "lobby", "data": "hi"}))
+            .await,
+        1
+    );
+    assert_eq!(next_text(&mut ok).await?, "hi");
+    Ok(())
+}

@@ -5,7 +5,7 @@ import { CloseCode } from "./wire";
 /** Close codes after which reconnecting cannot help (the same request fails again). */
 export const TERMINAL_CODES: readonly number[] = [
   CloseCode.Unauthorized,
-  CloseCode.OriginNotAllowed,
+  CloseCode.Forbidden,
   CloseCode.NoEndpoint,
   CloseCode.Policy,
   CloseCode.TooBig,
@@ -45,7 +45,8 @@ export function closeHint(code: number, reason: string): CloseHint {
       if (r.includes("signature")) return { text: "the secret differs: the token was signed with another secret than the server's" };
       if (r.includes("no token")) return { text: "the endpoint needs a token: choose \"mint token\" or paste one" };
       return { text: "authentication failed: check the token", action: { kind: "remint" } };
-    case CloseCode.OriginNotAllowed:
+    case CloseCode.Forbidden:
+      if (r.includes("reserved")) return { text: "a path parameter names a channel this endpoint may not join: pick another value" };
       return { text: "add this origin to [server] allowed_origins" };
     case CloseCode.NoEndpoint: {
       const m = reason.match(/did you mean (\S+?)\??$/);

@@ -11,7 +11,7 @@ export const CloseCode = {
   Policy: 1008,
   TooBig: 1009,
   Unauthorized: 4001,
-  OriginNotAllowed: 4003,
+  Forbidden: 4003,
   NoEndpoint: 4004,
   TooManyConnections: 4029,
 } as const;
