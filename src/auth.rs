@@ -324,7 +324,7 @@ impl Verifier {
             (key, None)
         };
         let mut validation = Validation::new(jwt_alg(alg));
-        validation.leeway = config.leeway_s;
+        validation.leeway = config.leeway_s.0;
         validation.validate_exp = true;
         validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp"]);

@@ -62,17 +62,17 @@ pub struct ServerConfig {
     /// How a refused handshake is answered.
     pub reject: RejectMode,
     /// Open WebSocket connections at most (then close 4029).
-    pub max_connections: Positive,
+    pub max_connections: Positive<1_000_000>,
     /// Largest message a client may send (then close 1009).
-    pub max_message_bytes: Positive,
+    pub max_message_bytes: Positive<{ 1 << 30 }>,
     /// Outbound messages queued per connection before it is closed with 1008.
-    pub send_queue: Positive,
+    pub send_queue: Positive<65_536>,
     /// Seconds a client has to send its request head.
-    pub handshake_timeout_s: Positive,
+    pub handshake_timeout_s: Positive<3_600>,
     /// Seconds between server pings.
-    pub ping_interval_s: Positive,
+    pub ping_interval_s: Positive<DAY_S>,
     /// Seconds without any frame from the client before it is closed.
-    pub idle_timeout_s: Positive,
+    pub idle_timeout_s: Positive<DAY_S>,
 }
 
 impl Default for ServerConfig {
@@ -105,34 +105,63 @@ pub enum RejectMode {
     Http,
 }
 
-/// A whole number greater than zero.
+/// A whole number from 1 to `MAX`. Every limit has a ceiling: a value the server
+/// cannot honour (a queue of 2^64 messages, a timeout past the end of time) is refused
+/// when the config loads instead of panicking or overflowing when it is used, and
+/// Settings can set nothing the server cannot run with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
 #[serde(try_from = "u64", into = "u64")]
-pub struct Positive(pub u64);
+pub struct Positive<const MAX: u64 = { u64::MAX }>(pub u64);
 
-impl Positive {
+impl<const MAX: u64> Positive<MAX> {
     /// The value as a `usize`, saturating.
     pub fn get(self) -> usize {
         usize::try_from(self.0).unwrap_or(usize::MAX)
     }
 }
 
-impl TryFrom<u64> for Positive {
+impl<const MAX: u64> TryFrom<u64> for Positive<MAX> {
     type Error = String;
     fn try_from(v: u64) -> Result<Self, String> {
-        if v == 0 {
-            Err("must be greater than 0".into())
+        match v {
+            0 if MAX == u64::MAX => Err("must be greater than 0".into()),
+            0 => Err(format!("must be greater than 0 and at most {MAX}")),
+            v if v > MAX => Err(format!("must be at most {MAX}")),
+            v => Ok(Self(v)),
+        }
+    }
+}
+
+impl<const MAX: u64> From<Positive<MAX>> for u64 {
+    fn from(p: Positive<MAX>) -> u64 {
+        p.0
+    }
+}
+
+/// A whole number from 0 to `MAX`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(try_from = "u64", into = "u64")]
+pub struct AtMost<const MAX: u64>(pub u64);
+
+impl<const MAX: u64> TryFrom<u64> for AtMost<MAX> {
+    type Error = String;
+    fn try_from(v: u64) -> Result<Self, String> {
+        if v > MAX {
+            Err(format!("must be at most {MAX}"))
         } else {
             Ok(Self(v))
         }
     }
 }
 
-impl From<Positive> for u64 {
-    fn from(p: Positive) -> u64 {
+impl<const MAX: u64> From<AtMost<MAX>> for u64 {
+    fn from(p: AtMost<MAX>) -> u64 {
         p.0
     }
 }
+
+/// A day, in seconds: the ceiling of every timeout and interval.
+const DAY_S: u64 = 86_400;
 
 /// `[auth]`.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -155,7 +184,7 @@ pub struct AuthConfig {
     /// Required `token_type` claim (SimpleJWT); empty turns the check off.
     pub token_type: String,
     /// Seconds of clock skew tolerated on `exp` and `nbf`.
-    pub leeway_s: u64,
+    pub leeway_s: AtMost<DAY_S>,
     /// Required `aud`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audience: Option<String>,
@@ -178,7 +207,7 @@ impl Default for AuthConfig {
             ],
             user_claim: "user_id".into(),
             token_type: "access".into(),
-            leeway_s: 0,
+            leeway_s: AtMost(0),
             audience: None,
             issuer: None,
         }
@@ -284,7 +313,7 @@ pub struct ProxyConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
     /// Events kept in memory for the UI.
-    pub ring: Positive,
+    pub ring: Positive<1_000_000>,
     /// Log file; default `sockpit.log.jsonl` in the data dir.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file: Option<PathBuf>,
@@ -640,7 +669,7 @@ mod tests {
         assert_eq!(c.endpoints.len(), 2);
         assert_eq!(c.endpoints[0].path.as_str(), "/ws/dashboard/");
         assert_eq!(c.endpoints[1].on_message, OnMessage::Echo);
-        assert_eq!(c.auth.leeway_s, 0);
+        assert_eq!(c.auth.leeway_s.0, 0);
     }
 
     #[test]
@@ -699,5 +728,32 @@ mod tests {
             .to_string();
         assert!(err.contains("server.send_queue"), "{err}");
         assert!(err.contains("greater than 0"), "{err}");
+    }
+
+    #[test]
+    fn limits_the_server_cannot_honour_are_refused_with_key_and_line() {
+        let huge = u64::MAX;
+        for (section, key) in [
+            ("server", "send_queue"),
+            ("server", "handshake_timeout_s"),
+            ("server", "ping_interval_s"),
+            ("server", "idle_timeout_s"),
+            ("server", "max_connections"),
+            ("server", "max_message_bytes"),
+            ("auth", "leeway_s"),
+            ("log", "ring"),
+        ] {
+            let text = format!("# limits\n[{section}]\n{key} = {huge}\n");
+            let e = Config::from_toml(&text, "sockpit.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.starts_with(&format!("sockpit.toml:3: {section}.{key}:"))
+                    && e.contains("at most"),
+                "{e}"
+            );
+        }
+        let ok = Config::from_toml("[server]\nsend_queue = 65536\n", "t").unwrap();
+        assert_eq!(ok.server.send_queue.0, 65_536);
     }
 }

@@ -122,7 +122,10 @@ pub fn read_or_generate(dir: &Path, name: &str) -> Result<String, DataDirError> 
     }
 }
 
-/// Writes `bytes` to `path` atomically with mode 0600 (temp file, fsync, rename).
+/// Writes `bytes` to `path` atomically with mode 0600: a temp file of its own (two
+/// concurrent saves never share one), fsync, rename, then fsync of the folder so the
+/// rename itself survives a crash. A reader sees the old file or the new one, never a
+/// part.
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), DataDirError> {
     let io = |source| DataDirError::Io {
         path: path.to_path_buf(),
@@ -131,7 +134,14 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), DataDirError> {
     if let Some(parent) = path.parent() {
         create_private_dir(parent).map_err(io)?;
     }
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+    tmp_name.push(format!(
+        ".tmp{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let tmp = path.with_file_name(tmp_name);
     let mut opts = fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -143,7 +153,17 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), DataDirError> {
         let mut f = opts.open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
-        fs::rename(&tmp, path)
+        fs::rename(&tmp, path)?;
+        #[cfg(unix)]
+        if let Some(parent) = path.parent() {
+            let dir = if parent.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                parent
+            };
+            fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -179,6 +199,31 @@ mod tests {
             let mode = fs::metadata(dir.join("k")).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn concurrent_saves_leave_one_whole_file() {
+        let dir = std::env::temp_dir().join(format!("sockpit-dd-race-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let file = dir.join("sockpit.toml");
+        let texts: Vec<String> = (0..8)
+            .map(|i| format!("# writer {i}\n{}\n", "x".repeat(200_000)))
+            .collect();
+        std::thread::scope(|s| {
+            for t in &texts {
+                let file = &file;
+                s.spawn(move || {
+                    for _ in 0..10 {
+                        write_private(file, t.as_bytes()).expect("every save succeeds");
+                    }
+                });
+            }
+        });
+        let now = fs::read_to_string(&file).unwrap();
+        assert!(texts.contains(&now), "a mix of saves: {} bytes", now.len());
+        let left: Vec<_> = fs::read_dir(&dir).unwrap().collect();
+        assert_eq!(left.len(), 1, "temp files left behind");
         fs::remove_dir_all(dir).unwrap();
     }
 }

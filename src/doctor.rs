@@ -354,7 +354,7 @@ fn explain_token_at(config: &Config, verifier: &Verifier, token: &str, now: u64)
             "claim exp missing",
             "mint tokens with an expiry (SimpleJWT always sets exp)",
         )),
-        Some(exp) if exp + config.auth.leeway_s < now => out.push(Check::fail(
+        Some(exp) if exp.saturating_add(config.auth.leeway_s.0) < now => out.push(Check::fail(
             "token exp",
             format!("token expired {} ago", human_duration(now - exp)),
             "mint a new token (sockpit token --user-id …, or your backend's /api/token/refresh/)",
@@ -365,7 +365,7 @@ fn explain_token_at(config: &Config, verifier: &Verifier, token: &str, now: u64)
         )),
     }
     if let Some(nbf) = num("nbf") {
-        if nbf > now + config.auth.leeway_s {
+        if nbf > now + config.auth.leeway_s.0 {
             out.push(Check::fail(
                 "token nbf",
                 format!("token not valid yet (nbf in {})", human_duration(nbf - now)),
