@@ -130,15 +130,22 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Replaces the values of token-carrying query parameters with `…redacted`.
-pub fn redact_query(query: &str) -> String {
+/// Replaces the values of token-carrying query parameters with `…redacted`: the usual
+/// names and every `query:NAME` of `sources`, compared after percent-decoding and
+/// without case (`%74oken`, `TOKEN` and `token` are one parameter to a server).
+pub fn redact_query(query: &str, sources: &[TokenSource]) -> String {
     const SECRET_KEYS: &[&str] = &["token", "access_token", "jwt", "key", "api_key", "apikey"];
+    let secret = |k: &str| {
+        let k = percent_decode(k).to_lowercase();
+        SECRET_KEYS.contains(&k.as_str())
+            || sources
+                .iter()
+                .any(|s| matches!(s, TokenSource::Query(n) if n.to_lowercase() == k))
+    };
     query
         .split('&')
         .map(|pair| match pair.split_once('=') {
-            Some((k, _)) if SECRET_KEYS.contains(&k.to_ascii_lowercase().as_str()) => {
-                format!("{k}=…redacted")
-            }
+            Some((k, _)) if secret(k) => format!("{k}=…redacted"),
             _ => pair.to_string(),
         })
         .collect::<Vec<_>>()
@@ -723,7 +730,15 @@ mod tests {
 
     #[test]
     fn redaction_and_durations() {
-        assert_eq!(redact_query("room=1&token=abc"), "room=1&token=…redacted");
+        let sources = [TokenSource::Query("access".into())];
+        assert_eq!(
+            redact_query("room=1&token=abc", &sources),
+            "room=1&token=…redacted"
+        );
+        assert_eq!(
+            redact_query("access=abc&%74oken=def&JWT=ghi&room=x", &sources),
+            "access=…redacted&%74oken=…redacted&JWT=…redacted&room=x"
+        );
         assert_eq!(human_duration(192), "3m12s");
         assert_eq!(human_duration(42), "42s");
         assert_eq!(parse_ttl("1h").unwrap(), Duration::from_secs(3600));

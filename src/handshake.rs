@@ -114,7 +114,10 @@ pub(crate) async fn upgrade(
     let query = parts.uri.query();
     // Cut once here: the event, the log line and the reason all show this.
     let shown_path = clip(&match query {
-        Some(q) => format!("{path}?{}", auth::redact_query(q)),
+        Some(q) => format!(
+            "{path}?{}",
+            auth::redact_query(q, &shared.config.auth.token_sources)
+        ),
         None => path.clone(),
     });
 

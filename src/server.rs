@@ -465,6 +465,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_ui_cannot_be_framed_sniffed_or_cached_by_others() {
+        let ui = request(Method::GET, "/_sockpit/")
+            .header("x-api-key", KEY)
+            .body(Body::empty())
+            .unwrap();
+        let (status, headers, _) = send(ui).await;
+        assert_eq!(status, StatusCode::OK);
+        let csp = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+        assert!(csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self'"));
+        assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+        assert_eq!(headers[header::X_FRAME_OPTIONS], "DENY");
+        assert!(
+            headers[header::CACHE_CONTROL]
+                .to_str()
+                .unwrap()
+                .starts_with("private")
+        );
+        // Errors too: nothing under /_sockpit/ is sniffed.
+        let (_, headers, _) = send(
+            request(Method::GET, "/_sockpit/api/stats")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+    }
+
+    #[tokio::test]
     async fn the_desktop_window_may_save_settings() {
         // Settings saves with PUT: the webview's preflight must allow it.
         let preflight = request(Method::OPTIONS, "/_sockpit/api/config")

@@ -183,3 +183,28 @@ async fn a_path_parameter_cannot_name_another_users_channel() -> Result<()> {
     assert_eq!(next_text(&mut ok).await?, "hi");
     Ok(())
 }
+
+/// A token under a custom `query:NAME`, or a percent-encoded name, is redacted in the
+/// events like `?token=` is.
+#[tokio::test]
+async fn tokens_under_any_name_are_redacted() -> Result<()> {
+    let srv = TestServer::start(config_from("[auth]\ntoken_sources = [\"query:access\"]\n")).await;
+    for query in [
+        "access=SECRET-A&room=1",
+        "%74oken=SECRET-B",
+        "ACCESS=SECRET-C",
+    ] {
+        let mut ws = srv.connect(&format!("/ws/nope/?{query}")).await;
+        assert_eq!(closed(&mut ws).await?.0, 4004);
+    }
+    let log: Vec<String> = srv
+        .handle
+        .recent_events()
+        .iter()
+        .map(|l| l.json.clone())
+        .collect();
+    let log = log.join("\n");
+    assert!(!log.contains("SECRET"), "{log}");
+    assert!(log.contains("access=…redacted&room=1"), "{log}");
+    Ok(())
+}

@@ -150,9 +150,26 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router<Arc<Shared>> {
         .route("/_sockpit/healthz", get(|| async { "ok" }))
         .route("/_sockpit/login", get(ui::login))
         .merge(keyed)
+        .layer(middleware::map_response(hardened))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn(guard::desktop_cors))
         .layer(middleware::from_fn_with_state(shared, guard::require_host))
+}
+
+/// Headers on every `/_sockpit/` answer: no MIME sniffing, no framing (clickjacking
+/// the UI's buttons), no Referer carrying a URL to other sites.
+async fn hardened(mut resp: Response) -> Response {
+    let h = resp.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    resp
 }
 
 /// A JSON body, with errors that say what is wrong: 400 for malformed JSON, 422 for

@@ -16,6 +16,10 @@ use crate::state::Shared;
 #[folder = "$SOCKPIT_UI_DIR"]
 struct UiAssets;
 
+/// What the UI's pages may load: only their own files and their own server (the API and
+/// its WebSockets), no inline scripts, never inside a frame.
+const UI_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
 /// `?key=` of the login URL (a link, not an API body).
 #[derive(Deserialize)]
 pub(super) struct LoginQuery {
@@ -51,17 +55,25 @@ pub(super) async fn file(Path(path): Path<String>) -> Result<Response, ApiError>
     let file = UiAssets::get(&path)
         .ok_or_else(|| ApiError::NotFound(format!("no such route /_sockpit/{path}")))?;
     // Vite puts a content hash in every asset name; only index.html may change in place.
+    // `private`: these answers needed the key, so no shared cache may keep them.
     let cache = if path == "index.html" {
-        "no-cache"
+        "private, no-cache"
     } else {
-        "public, max-age=31536000, immutable"
+        "private, max-age=31536000, immutable"
     };
-    Ok((
+    let mut resp = (
         [
             (header::CONTENT_TYPE, file.metadata.mimetype().to_string()),
             (header::CACHE_CONTROL, cache.to_string()),
         ],
         file.data,
     )
-        .into_response())
+        .into_response();
+    if path.ends_with(".html") {
+        resp.headers_mut().insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(UI_CSP),
+        );
+    }
+    Ok(resp)
 }
