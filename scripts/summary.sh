@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# One closing line for CI from every suite's log: cargo's "test result:" lines and
-# Vitest's "Tests  N passed | M failed" line. Exits 1 if anything failed or nothing ran.
+# One closing line for CI from every suite's log: cargo's "test result:" lines,
+# Vitest's "Tests  N passed | M failed" line and the conformance run's line. Exits 1 if anything failed or nothing ran.
 set -euo pipefail
 awk '
   /^test result:/ {
@@ -17,5 +17,6 @@ awk '
       if ($(i+1) ~ /^skipped/) s += $i
     }
   }
+  /^conformance: [0-9]+ passed, [0-9]+ failed/ { p += $2; f += $4 }
   END { printf "all: %d passed, %d failed, %d skipped\n", p, f, s; if (p == 0 || f > 0) exit 1 }
 ' "$@"

@@ -84,8 +84,10 @@ pub(crate) async fn run(
                         let (code, reason) = frame
                             .map(|f| (f.code, f.reason.to_string()))
                             .unwrap_or((CloseCode::NoStatus.code(), String::new()));
-                        // tungstenite queued the reply; flush it before leaving.
-                        let _ = timeout(CLOSE_GRACE, socket.send(Message::Close(None))).await;
+                        // tungstenite queued the reply when it read the client's close; only
+                        // a flush writes it (a second close would be refused unsent), and
+                        // leaving first ends the TCP connection without the closing handshake.
+                        let _ = timeout(CLOSE_GRACE, futures_util::SinkExt::flush(&mut socket)).await;
                         finish(&shared, &conn, code, &reason, true);
                         return;
                     }
