@@ -202,6 +202,28 @@ pub struct EventLog {
     file: Option<mpsc::Sender<ToFile>>,
     /// Events the file writer could not take.
     dropped: AtomicU64,
+    /// Whether the file takes what it is given; written by the writer thread.
+    health: Arc<FileHealth>,
+}
+
+/// The log file's state, shared by the writer thread (which sets it) and the log (which
+/// reports changes as `server_error` events and in the stats).
+#[derive(Debug, Default)]
+struct FileHealth {
+    /// Why the last write failed (disk full, file gone…), until one succeeds again.
+    error: Mutex<Option<String>>,
+    /// Set by the writer when `error` changes, cleared by the log once it said so.
+    changed: std::sync::atomic::AtomicBool,
+}
+
+impl FileHealth {
+    fn set(&self, error: Option<String>) {
+        let mut e = self.error.lock();
+        if e.is_some() != error.is_some() {
+            self.changed.store(true, Ordering::Release);
+        }
+        *e = error;
+    }
 }
 
 impl EventLog {
@@ -213,9 +235,11 @@ impl EventLog {
         tracker: &tokio_util::task::TaskTracker,
     ) -> Self {
         let (live, _) = broadcast::channel(LIVE_CAPACITY);
+        let health = Arc::new(FileHealth::default());
         let file = file.map(|path| {
             let (tx, rx) = mpsc::channel(FILE_QUEUE);
-            tracker.spawn_blocking(move || write_file(path, rx));
+            let h = health.clone();
+            tracker.spawn_blocking(move || write_file(path, rx, &h));
             tx
         });
         Self {
@@ -228,6 +252,7 @@ impl EventLog {
             live,
             file,
             dropped: AtomicU64::new(0),
+            health,
         }
     }
 
@@ -271,6 +296,21 @@ impl EventLog {
         {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
+        if self.health.changed.swap(false, Ordering::AcqRel) {
+            let mut e = Event::new(EventKind::ServerError);
+            e.reason = Some(match self.file_error() {
+                Some(err) => format!(
+                    "log file: {err} — events still reach the UI; the file misses them until it can be written"
+                ),
+                None => "log file: writable again".into(),
+            });
+            self.emit(e);
+        }
+    }
+
+    /// Why the log file cannot be written right now, if it cannot.
+    pub fn file_error(&self) -> Option<String> {
+        self.health.error.lock().clone()
     }
 
     /// A live subscription. Subscribe first, then read [`EventLog::recent`], so nothing falls between.
@@ -305,21 +345,36 @@ enum ToFile {
 }
 
 /// Runs on a blocking thread so a slow disk stalls only this thread, never a runtime worker.
-fn write_file(path: PathBuf, mut rx: mpsc::Receiver<ToFile>) {
+/// A failure (disk full, say) is reported once through `health`, and the writer keeps
+/// trying: the server serves on, and the file resumes when the disk has room.
+fn write_file(path: PathBuf, mut rx: mpsc::Receiver<ToFile>, health: &FileHealth) {
+    let shown = path.display().to_string();
     let mut out = match RotatingFile::open(path) {
         Ok(f) => f,
         Err(e) => {
-            tracing::error!("event log file: {e}");
+            tracing::error!("event log file {shown}: {e}");
+            health.set(Some(format!("{shown}: {e}")));
             return;
         }
     };
     while let Some(ToFile::Line(logged)) = rx.blocking_recv() {
-        if let Err(e) = out.write_line(&logged.json) {
-            tracing::error!("event log file: {e}");
-        }
+        let mut r = out.write_line(&logged.json);
         // Flush only once the queue is empty: one write syscall per burst.
-        if rx.is_empty() {
-            let _ = out.flush();
+        let flushing = r.is_ok() && rx.is_empty();
+        if flushing {
+            r = out.flush();
+        }
+        match r {
+            // Healthy again only once bytes reached the file, not the buffer.
+            Ok(()) if flushing => health.set(None),
+            Ok(()) => {}
+            Err(e) => {
+                if health.error.lock().is_none() {
+                    tracing::error!("event log file {shown}: {e}");
+                }
+                health.set(Some(format!("{shown}: {e}")));
+                out.discard();
+            }
         }
     }
     let _ = out.flush();
@@ -329,6 +384,9 @@ struct RotatingFile {
     path: PathBuf,
     out: BufWriter<File>,
     size: u64,
+    /// Only a regular file is rotated: renaming a device (`/dev/null`) or a pipe a user
+    /// pointed the log at would be harmful.
+    regular: bool,
 }
 
 impl RotatingFile {
@@ -337,16 +395,17 @@ impl RotatingFile {
             std::fs::create_dir_all(dir)?;
         }
         let file = open_append(&path)?;
-        let size = file.metadata()?.len();
+        let meta = file.metadata()?;
         Ok(Self {
             path,
             out: BufWriter::with_capacity(64 << 10, file),
-            size,
+            size: meta.len(),
+            regular: meta.is_file(),
         })
     }
 
     fn write_line(&mut self, json: &str) -> std::io::Result<()> {
-        if self.size + json.len() as u64 + 1 > ROTATE_BYTES && self.size > 0 {
+        if self.regular && self.size + json.len() as u64 + 1 > ROTATE_BYTES && self.size > 0 {
             self.rotate()?;
         }
         self.out.write_all(json.as_bytes())?;
@@ -368,6 +427,16 @@ impl RotatingFile {
 
     fn flush(&mut self) -> std::io::Result<()> {
         self.out.flush()
+    }
+
+    /// Drops what could not be written, so a full disk neither grows the buffer nor
+    /// writes half a line later.
+    fn discard(&mut self) {
+        if let Ok(f) = self.out.get_ref().try_clone() {
+            let old = std::mem::replace(&mut self.out, BufWriter::with_capacity(64 << 10, f));
+            // Dropped without the flush a BufWriter's drop would attempt.
+            let _ = old.into_parts();
+        }
     }
 }
 

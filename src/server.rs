@@ -106,7 +106,7 @@ impl Server {
         let stop = shared.stop.clone();
         let s = shared.clone();
         shared.tracker.spawn(stats::run_sampler(
-            move || stats::snapshot(&s.hub, &s.endpoints, s.started, s.events.dropped()),
+            move || stats::snapshot(&s.hub, &s.endpoints, s.started, &s.events),
             stats_tx,
             stop,
         ));
@@ -145,7 +145,7 @@ fn new_state(
     ));
     let endpoints = Endpoints::new(&config.endpoints);
     let started = Instant::now();
-    let first = stats::snapshot(&hub, &endpoints, started, 0);
+    let first = stats::snapshot(&hub, &endpoints, started, &events);
     let (stats_tx, stats_rx) = watch::channel(Arc::new(first));
     let shared = Arc::new(Shared {
         endpoints,

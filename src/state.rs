@@ -73,12 +73,7 @@ impl Shared {
 
     /// Stats with counts taken now and rates from the last sample.
     pub fn snapshot_now(&self) -> StatsSnapshot {
-        let mut s = stats::snapshot(
-            &self.hub,
-            &self.endpoints,
-            self.started,
-            self.events.dropped(),
-        );
+        let mut s = stats::snapshot(&self.hub, &self.endpoints, self.started, &self.events);
         let latest = self.stats.borrow();
         s.messages_in_per_s = latest.messages_in_per_s;
         s.messages_out_per_s = latest.messages_out_per_s;

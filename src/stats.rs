@@ -15,6 +15,7 @@ use ts_rs::TS;
 
 use crate::close::DropReason;
 use crate::endpoint::Endpoints;
+use crate::events::EventLog;
 use crate::hub::{Conn, Hub};
 
 /// How often the sampler runs (and the UI gets a stats frame).
@@ -55,6 +56,10 @@ pub struct StatsSnapshot {
     pub dropped_clients: BTreeMap<DropReason, u64>,
     /// Events the log file writer dropped because the disk was behind.
     pub log_dropped: u64,
+    /// Why the log file cannot be written right now (disk full…), if it cannot.
+    #[ts(optional)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_error: Option<String>,
 }
 
 /// One connection in `GET /_sockpit/api/connections`.
@@ -113,7 +118,7 @@ pub fn snapshot(
     hub: &Hub,
     endpoints: &Endpoints,
     started: Instant,
-    log_dropped: u64,
+    events: &EventLog,
 ) -> StatsSnapshot {
     let counts = hub.counts();
     let mut per_endpoint: BTreeMap<String, u64> = endpoints
@@ -146,7 +151,8 @@ pub fn snapshot(
         messages_in_per_s: 0.0,
         messages_out_per_s: 0.0,
         dropped_clients: s.dropped(),
-        log_dropped,
+        log_dropped: events.dropped(),
+        log_error: events.file_error(),
     }
 }
 

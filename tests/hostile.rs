@@ -208,3 +208,46 @@ async fn tokens_under_any_name_are_redacted() -> Result<()> {
     assert!(log.contains("access=…redacted&room=1"), "{log}");
     Ok(())
 }
+
+/// A full disk (here `/dev/full`, where every write fails with ENOSPC) stops only the log
+/// file: clients are served, the UI's stats and Logs say what is wrong.
+#[tokio::test]
+async fn a_full_disk_for_the_log_keeps_the_server_serving_and_says_so() -> Result<()> {
+    let srv = TestServer::start(config_from("[log]\nfile = \"/dev/full\"\n")).await;
+    let mut ws = srv.connect("/ws/echo/").await;
+    let mut error = None;
+    for i in 0..200 {
+        send_text(&mut ws, &format!("message {i}")).await;
+        assert_eq!(next_text(&mut ws).await?, format!("message {i}"));
+        error = srv.handle.stats().log_error;
+        if error.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let error = error.expect("the stats name the log file's problem");
+    assert!(
+        error.contains("/dev/full") && error.contains("No space left"),
+        "{error}"
+    );
+    // Still serving, and the Logs screen has said it once.
+    send_text(&mut ws, "after").await;
+    assert_eq!(next_text(&mut ws).await?, "after");
+    let said: Vec<String> = srv
+        .handle
+        .recent_events()
+        .iter()
+        .filter(|l| l.event.kind == sockpit::events::EventKind::ServerError)
+        .filter_map(|l| l.event.reason.clone())
+        .collect();
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert!(
+        said[0].starts_with("log file: /dev/full: No space left"),
+        "{said:?}"
+    );
+    assert!(
+        std::fs::metadata("/dev/full").is_ok(),
+        "the device was not rotated away"
+    );
+    Ok(())
+}

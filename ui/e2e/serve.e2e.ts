@@ -161,3 +161,33 @@ describe("sockpit serve in a browser", () => {
     expect(await ui.getByTestId("log-row").count()).toBeLessThan(200);
   }, 60_000);
 });
+
+describe("a log file that cannot be written", () => {
+  let full: Served;
+  afterAll(() => full?.stop());
+
+  test("the Overview says so while the server keeps serving", async () => {
+    // /dev/full fails every write with ENOSPC: a full disk.
+    full = await startServer({ config: '[log]\nfile = "/dev/full"\n' });
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const page = await context.newPage();
+    await page.goto(full.loginUrl);
+    await page.evaluate(
+      (url) =>
+        new Promise<void>((ok) => {
+          const ws = new WebSocket(url);
+          ws.onopen = () => {
+            for (let i = 0; i < 20; i++) ws.send(`message ${i}`);
+            setTimeout(() => ok(), 300);
+          };
+        }),
+      `${full.base.replace("http", "ws")}/ws/echo/`,
+    );
+    const alert = page.getByTestId("log-error");
+    await alert.waitFor({ timeout: 10_000 });
+    expect(await alert.textContent()).toContain("No space left on device");
+    expect(await page.getByTestId("conn-count").textContent()).toBe("1");
+    await page.screenshot({ path: join(DOCS, "overview-log-error.png") });
+    await context.close();
+  });
+});

@@ -146,7 +146,11 @@ dropped_clients: { [key in DropReason]?: number },
 /**
  * Events the log file writer dropped because the disk was behind.
  */
-log_dropped: number, };
+log_dropped: number, 
+/**
+ * Why the log file cannot be written right now (disk full…), if it cannot.
+ */
+log_error?: string, };
 
 export type ConnectionInfo = { 
 /**
