@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export NO_COLOR := 1
 
-.PHONY: run test ui bench
+.PHONY: run test ui bench fuzz
 
 # Runs Sockpit: the tray app when there is a display; without one, the headless server,
 # which prints the browser UI's login URL.
@@ -19,7 +19,8 @@ run:
 
 # Every suite, the way CI runs it: lint, Rust unit + integration tests (server and
 # desktop shell on Tauri's mock runtime), WebSocket protocol conformance (Autobahn
-# cases 1-10), UI type check and unit tests, the browser
+# cases 1-10), a short fuzzing run of every fuzz target, UI type check and unit tests,
+# the browser
 # end-to-end suite against `sockpit serve`, and the desktop app in a real window
 # under Xvfb driven by WebDriver.
 test:
@@ -30,18 +31,23 @@ test:
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 	set -o pipefail; $(CARGO) test --workspace --locked --lib --bins --tests 2>&1 | tee target/cargo-test.log
 	set -o pipefail; scripts/conformance.sh target/debug/sockpit 2>&1 | tee target/conformance.log
+	set -o pipefail; scripts/fuzz.sh 20 2>&1 | tee target/fuzz.log
 	npm --prefix ui run check
 	set -o pipefail; npm --prefix ui test 2>&1 | tee target/ui-test.log
 	set -o pipefail; SOCKPIT_BIN=$(CURDIR)/target/debug/sockpit npm --prefix ui run e2e 2>&1 | tee target/e2e.log
 	set -o pipefail; SOCKPIT_DESKTOP_BIN=$(CURDIR)/target/debug/sockpit-desktop \
 	  xvfb-run -a -s "-screen 0 1280x800x24" dbus-run-session -- npm --prefix ui run e2e:desktop 2>&1 \
 	  | grep -vE '^dbus-daemon|SpiRegistry' | tee target/e2e-desktop.log
-	@scripts/summary.sh target/cargo-test.log target/conformance.log target/ui-test.log target/e2e.log target/e2e-desktop.log
+	@scripts/summary.sh target/cargo-test.log target/conformance.log target/fuzz.log target/ui-test.log target/e2e.log target/e2e-desktop.log
 
 # The UI bundle alone (it is embedded into both binaries at compile time).
 ui:
 	@scripts/deps.sh run
 	npm --prefix ui run build
+
+# Every fuzz target for 10 minutes (see README "Security").
+fuzz:
+	scripts/fuzz.sh 600
 
 # The load benchmark (release build; see README "Performance").
 bench:

@@ -17,6 +17,6 @@ awk '
       if ($(i+1) ~ /^skipped/) s += $i
     }
   }
-  /^conformance: [0-9]+ passed, [0-9]+ failed/ { p += $2; f += $4 }
+  /^(conformance|fuzz): [0-9]+ passed, [0-9]+ failed/ { p += $2; f += $4 }
   END { printf "all: %d passed, %d failed, %d skipped\n", p, f, s; if (p == 0 || f > 0) exit 1 }
 ' "$@"
