@@ -251,3 +251,42 @@ async fn a_full_disk_for_the_log_keeps_the_server_serving_and_says_so() -> Resul
     );
     Ok(())
 }
+
+/// `kill -9` in the middle of a config save leaves the old file or the new one, whole,
+/// never an empty or half-written one.
+#[tokio::test]
+async fn kill_9_during_a_config_save_leaves_a_whole_file() -> Result<()> {
+    let padding = "#".repeat(200_000);
+    for round in 0..8u64 {
+        let old = format!("# old\n{padding}\n[server]\nmax_connections = 100\n");
+        let srv = Spawned::serve(&old)?;
+        let file = srv.data_dir.join("sockpit.toml");
+        let new = format!("# new\n{padding}\n[server]\nmax_connections = 200\n");
+        let client = reqwest::Client::new();
+        let saves: Vec<_> = (0..4)
+            .map(|_| {
+                client
+                    .put(srv.http("/_sockpit/api/config"))
+                    .bearer_auth(KEY)
+                    .json(&serde_json::json!({ "toml": new }))
+                    .send()
+            })
+            .collect();
+        let pending = tokio::spawn(futures_util::future::join_all(saves));
+        // Somewhere inside the saves, at a different point each round.
+        tokio::time::sleep(std::time::Duration::from_micros(300 * round)).await;
+        let pid = srv.child.id().to_string();
+        std::process::Command::new("kill")
+            .args(["-9", &pid])
+            .status()?;
+        let _ = pending.await;
+        let now = std::fs::read_to_string(&file)?;
+        assert!(
+            now == old || now == new,
+            "round {round}: a {} byte file",
+            now.len()
+        );
+        sockpit::Config::from_file(&file)?;
+    }
+    Ok(())
+}

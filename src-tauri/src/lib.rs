@@ -43,7 +43,13 @@ pub struct Options {
     /// Whether to register the OS-facing plugins (autostart, notification, clipboard,
     /// single instance); off under the mock runtime.
     pub plugins: bool,
+    /// Start in the tray without opening the window (`--hidden`, which Launch at login
+    /// passes); ignored without a tray, where the window is the only way in.
+    pub hidden: bool,
 }
+
+/// The argument that starts the app in the tray (Launch at login uses it).
+pub const HIDDEN_ARG: &str = "--hidden";
 
 /// Builds the app on any runtime: state, commands, window behaviour, and a setup that
 /// opens the window and starts the server.
@@ -61,12 +67,14 @@ pub fn run_app<R: Runtime>(
             .plugin(
                 tauri_plugin_autostart::Builder::new()
                     .app_name("Sockpit")
+                    .args([HIDDEN_ARG])
                     .build(),
             )
             .plugin(tauri_plugin_notification::init())
             .plugin(tauri_plugin_clipboard_manager::init());
     }
     let with_tray = opts.tray;
+    let hidden = opts.hidden;
     let with_plugins = opts.plugins;
     builder
         .manage(controller.clone())
@@ -91,7 +99,9 @@ pub fn run_app<R: Runtime>(
         })
         .setup(move |app| {
             let handle = app.handle().clone();
-            create_window(&handle)?;
+            if !(hidden && with_tray) {
+                create_window(&handle)?;
+            }
             if with_tray {
                 let autostart = handle.autolaunch().is_enabled().unwrap_or(false);
                 let tray = Tray::build(&handle, &controller.status(), autostart)?;
@@ -325,6 +335,7 @@ pub fn main() -> anyhow::Result<()> {
             paths,
             tray: tray::available(),
             plugins: true,
+            hidden: std::env::args().any(|a| a == HIDDEN_ARG),
         },
     )?;
     app.run(|app, event| {

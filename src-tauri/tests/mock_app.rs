@@ -41,6 +41,7 @@ fn app(tag: &str, port: u16, config_file: Option<PathBuf>) -> TestApp {
             paths: Paths::in_dir(temp(tag)).with_config_file(config_file),
             tray: false,
             plugins: false,
+            hidden: false,
         },
     )
     .expect("app builds");

@@ -257,6 +257,53 @@ describe("the desktop app", () => {
   });
 });
 
+describe("a second launch", () => {
+  let first: ChildProcess | undefined;
+  afterAll(async () => {
+    first?.kill("SIGTERM");
+    await quit();
+  });
+
+  /** Mapped top-level windows titled Sockpit (what a person could see). */
+  const visibleWindows = () =>
+    (spawnSync("xdotool", ["search", "--onlyvisible", "--name", "^Sockpit$"], { encoding: "utf8" }).stdout ?? "")
+      .split("\n")
+      .filter(Boolean).length;
+
+  test("focuses the first instance's window and exits", async () => {
+    port = await freePort();
+    dataDir = mkdtempSync(join(tmpdir(), "sockpit-desktop-e2e-"));
+    const env = {
+      ...process.env,
+      SOCKPIT_DATA_DIR: dataDir,
+      SOCKPIT_CONFIG: join(dataDir, "sockpit.toml"),
+      SOCKPIT_PORT: String(port),
+      SOCKPIT_LOG: "warn",
+      HOME: dataDir,
+      XDG_CONFIG_HOME: join(dataDir, ".config"),
+    };
+    // As Launch at login starts it: serving, in the tray, no window.
+    first = spawn(APP, ["--hidden"], { env, stdio: "ignore" });
+    await expect.poll(healthy, { timeout: 20_000 }).toBe(true);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(visibleWindows()).toBe(0);
+    // The second launch, as from the desktop's app menu.
+    const second = spawn(APP, [], { env, stdio: "ignore" });
+    const exit = await new Promise<number | null>((ok) => {
+      const timer = setTimeout(() => ok(-1), 15_000);
+      second.on("exit", (code) => {
+        clearTimeout(timer);
+        ok(code);
+      });
+    });
+    expect(exit).toBe(0);
+    await expect.poll(visibleWindows, { timeout: 10_000 }).toBe(1);
+    // Still the first instance: one process, one server on its port.
+    expect(await healthy()).toBe(true);
+    expect(spawnSync("pgrep", ["-x", APP_NAME]).stdout.toString().trim().split("\n")).toHaveLength(1);
+  });
+});
+
 describe("the tray menu", () => {
   let bus = "";
   beforeAll(async () => {
