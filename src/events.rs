@@ -387,13 +387,34 @@ struct RotatingFile {
     /// Only a regular file is rotated: renaming a device (`/dev/null`) or a pipe a user
     /// pointed the log at would be harmful.
     regular: bool,
+    /// An exclusive lock on `<file>.lock`, held while this writer owns the file: two
+    /// processes (the desktop app and `sockpit serve`) rotating one file would rename it
+    /// under each other.
+    _lock: File,
 }
 
 impl RotatingFile {
+    /// Opens `path`, or, when another writer holds it, a file of this process's own
+    /// beside it (`sockpit.log.<pid>.jsonl`).
     fn open(path: PathBuf) -> std::io::Result<Self> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
+        let (path, lock) = match lock(&path)? {
+            Some(lock) => (path, lock),
+            None => {
+                let own = own_name(&path);
+                tracing::warn!(
+                    "event log {} is written by another Sockpit; this one writes {}",
+                    path.display(),
+                    own.display()
+                );
+                let lock = lock(&own)?.ok_or_else(|| {
+                    std::io::Error::new(std::io::ErrorKind::WouldBlock, "log file locked")
+                })?;
+                (own, lock)
+            }
+        };
         let file = open_append(&path)?;
         let meta = file.metadata()?;
         Ok(Self {
@@ -401,6 +422,7 @@ impl RotatingFile {
             out: BufWriter::with_capacity(64 << 10, file),
             size: meta.len(),
             regular: meta.is_file(),
+            _lock: lock,
         })
     }
 
@@ -438,6 +460,28 @@ impl RotatingFile {
             let _ = old.into_parts();
         }
     }
+}
+
+/// The lock of `path`'s writer, or `None` when another holds it.
+fn lock(path: &Path) -> std::io::Result<Option<File>> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    let file = open_append(Path::new(&name))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
+}
+
+/// `sockpit.log.jsonl` → `sockpit.log.<pid>.jsonl`.
+fn own_name(path: &Path) -> PathBuf {
+    let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+    let name = match path.extension() {
+        Some(ext) => format!("{stem}.{}.{}", std::process::id(), ext.to_string_lossy()),
+        None => format!("{stem}.{}", std::process::id()),
+    };
+    path.with_file_name(name)
 }
 
 fn numbered(path: &Path, i: usize) -> PathBuf {
@@ -498,6 +542,29 @@ mod tests {
         f.flush().unwrap();
         assert!(numbered(&dir.join("r.jsonl"), 2).exists());
         assert!(std::fs::metadata(dir.join("r.jsonl")).unwrap().len() <= ROTATE_BYTES);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn two_writers_never_share_one_file() {
+        let dir = std::env::temp_dir().join(format!("sockpit-ev-lock-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let tracker = tokio_util::task::TaskTracker::new();
+        let path = dir.join("sockpit.log.jsonl");
+        let first = EventLog::new(10, Some(path.clone()), &tracker);
+        first.emit(Event::new(EventKind::ServerStarted));
+        // Let the first writer take the lock before the second opens.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let second = EventLog::new(10, Some(path.clone()), &tracker);
+        second.emit(Event::new(EventKind::Published));
+        first.close().await;
+        second.close().await;
+        tracker.close();
+        tracker.wait().await;
+        let mine = std::fs::read_to_string(&path).unwrap();
+        assert!(mine.contains("server_started") && !mine.contains("published"));
+        let other = std::fs::read_to_string(own_name(&path)).unwrap();
+        assert!(other.contains("published") && !other.contains("server_started"));
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -312,9 +312,23 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
+/// Plain HTTP connections served at once (a WebSocket stops counting once upgraded).
+/// Past it, new connections wait in the kernel's accept queue: a local process opening
+/// thousands of idle sockets cannot exhaust memory or file descriptors, and the ones it
+/// holds are dropped after `handshake_timeout_s` without a request head.
+pub const MAX_HTTP_CONNECTIONS: usize = 1024;
+
 async fn accept_loop(listener: TcpListener, app: Router, shared: Arc<Shared>) {
     let header_timeout = Duration::from_secs(shared.config.server.handshake_timeout_s.0);
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_HTTP_CONNECTIONS));
     loop {
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+            _ = shared.stop.cancelled() => return,
+        };
         let (stream, remote) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(x) => x,
@@ -331,6 +345,7 @@ async fn accept_loop(listener: TcpListener, app: Router, shared: Arc<Shared>) {
         let app = app.clone();
         let stop = shared.stop.clone();
         shared.tracker.spawn(async move {
+            let _permit = permit;
             let svc = hyper::service::service_fn(
                 move |mut req: hyper::Request<hyper::body::Incoming>| {
                     req.extensions_mut().insert(ConnectInfo(remote));

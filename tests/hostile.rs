@@ -290,3 +290,36 @@ async fn kill_9_during_a_config_save_leaves_a_whole_file() -> Result<()> {
     }
     Ok(())
 }
+
+/// A local process opening thousands of idle sockets: the server holds at most
+/// `MAX_HTTP_CONNECTIONS` of them, drops each after the handshake timeout, and answers
+/// real requests again.
+#[tokio::test]
+async fn idle_sockets_are_capped_and_dropped() -> Result<()> {
+    let srv = Spawned::serve("[server]\nhandshake_timeout_s = 1\n")?;
+    let fds = || {
+        std::fs::read_dir(format!("/proc/{}/fd", srv.child.id()))
+            .unwrap()
+            .count()
+    };
+    let before = fds();
+    let mut idle = Vec::new();
+    for _ in 0..1500 {
+        idle.push(tokio::net::TcpStream::connect(("127.0.0.1", srv.port)).await?);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let held = fds() - before;
+    assert!(
+        held <= sockpit::server::MAX_HTTP_CONNECTIONS + 16,
+        "the server holds {held} sockets"
+    );
+    // The timeout frees the slots; a real request is answered.
+    let answer = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        reqwest::get(srv.http("/_sockpit/healthz")),
+    )
+    .await??;
+    assert_eq!(answer.text().await?, "ok");
+    drop(idle);
+    Ok(())
+}
