@@ -2,10 +2,13 @@
 //! over loopback,
 //! 1. handshakes per second with JWT validation (and server CPU per handshake),
 //! 2. server RSS per idle authenticated connection at N connections,
-//! 3. publish→delivery latency p50/p99 to 1,000 subscribers at 50 publishes/s.
+//! 3. publish→delivery latency p50/p99 to 1,000 subscribers at 50 publishes/s,
+//! 4. hostile handshakes, no key needed: server RSS after 2,000 refused 60 KB handshakes
+//!    (60 KB paths and Origins), and server CPU per refused 60 KB typo of a `{param}` path.
 //!
 //! `cargo bench --bench load` (or `make bench`). Knobs: `SOCKPIT_BENCH_CONNS` (10000),
-//! `SOCKPIT_BENCH_SUBS` (1000), `SOCKPIT_BENCH_RATE` (50), `SOCKPIT_BENCH_SECS` (10).
+//! `SOCKPIT_BENCH_SUBS` (1000), `SOCKPIT_BENCH_RATE` (50), `SOCKPIT_BENCH_SECS` (10),
+//! `SOCKPIT_BENCH_ONLY` (`handshakes`, `fanout` or `hostile`: one scenario).
 //! Every loop is bounded in count and time; the only target is 127.0.0.1.
 
 use std::io::{BufRead, BufReader};
@@ -44,7 +47,10 @@ impl Drop for ServerProc {
 fn start_server(dir: &std::path::Path) -> Result<ServerProc> {
     std::fs::write(
         dir.join("sockpit.toml"),
-        "[server]\nmax_connections = 50000\n[log]\nring = 1000\n",
+        "[server]\nmax_connections = 50000\n[log]\nring = 1000\n\n\
+         [[endpoint]]\npath = \"/ws/dashboard/\"\nchannel = \"dashboard\"\n\n\
+         [[endpoint]]\npath = \"/ws/echo/\"\nauth = \"none\"\non_message = \"echo\"\n\n\
+         [[endpoint]]\npath = \"/ws/chat/{room}/\"\nchannel = \"chat.{room}\"\nauth = \"none\"\n",
     )?;
     let mut child = Command::new(env!("CARGO_BIN_EXE_sockpit"))
         .args(["serve", "--port", "0"])
@@ -293,6 +299,77 @@ async fn fanout_latency(subs: u64, rate: u64, secs: u64) -> Result<()> {
     Ok(())
 }
 
+/// Opens a handshake the server refuses (reading its close frame); `origin` is sent as-is.
+async fn refused(port: u16, path: &str, origin: Option<&str>) -> Result<()> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = format!("ws://127.0.0.1:{port}{path}").into_client_request()?;
+    if let Some(o) = origin {
+        req.headers_mut().insert("origin", o.parse()?);
+    }
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await?;
+    while let Some(Ok(m)) = ws.next().await {
+        if matches!(m, Message::Close(_)) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+async fn hostile() -> Result<()> {
+    let dir = std::env::temp_dir().join(format!("sockpit-bench-h-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let srv = start_server(&dir)?;
+    let long_path: Arc<str> = format!("/{}", "a".repeat(60_000)).into();
+    let long_origin: Arc<str> = format!("http://{}.test", "b".repeat(60_000)).into();
+    for _ in 0..50 {
+        refused(srv.port, "/nope/", None).await?;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss0 = rss_kib(srv.pid)?;
+    let cpu0 = cpu_secs(srv.pid)?;
+    let sem = Arc::new(Semaphore::new(16));
+    let mut tasks = Vec::new();
+    for i in 0..2000 {
+        let permit = sem.clone().acquire_owned().await?;
+        let (port, path, origin) = (srv.port, long_path.clone(), long_origin.clone());
+        tasks.push(tokio::spawn(async move {
+            let r = if i % 2 == 0 {
+                refused(port, &path, None).await
+            } else {
+                refused(port, "/ws/echo/", Some(&origin)).await
+            };
+            drop(permit);
+            r
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let cpu1 = cpu_secs(srv.pid)?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rss1 = rss_kib(srv.pid)?;
+    println!(
+        "hostile: 2,000 refused 60 KB handshakes (path or Origin): server RSS {:.1} MiB → {:.1} MiB (+{:.1} MiB); server CPU {:.0} µs per refusal",
+        rss0 as f64 / 1024.0,
+        rss1 as f64 / 1024.0,
+        rss1.saturating_sub(rss0) as f64 / 1024.0,
+        (cpu1 - cpu0) * 1e6 / 2000.0
+    );
+    let typo = format!("/ws/chta/{}/", "r".repeat(60_000));
+    let cpu0 = cpu_secs(srv.pid)?;
+    for _ in 0..20 {
+        refused(srv.port, &typo, None).await?;
+    }
+    let cpu1 = cpu_secs(srv.pid)?;
+    println!(
+        "hostile: a refused 60 KB typo of /ws/chat/{{room}}/ costs {:.0} µs of server CPU (no suggestion past 256 bytes)",
+        (cpu1 - cpu0) * 1e6 / 20.0
+    );
+    drop(srv);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
 fn main() -> Result<()> {
     // `cargo bench` passes `--bench`; nothing else is parsed.
     let conns = env_num("SOCKPIT_BENCH_CONNS", 10_000);
@@ -308,8 +385,18 @@ fn main() -> Result<()> {
             .map(|n| n.get())
             .unwrap_or(1)
     );
+    let only = std::env::var("SOCKPIT_BENCH_ONLY").unwrap_or_default();
+    let run = |name: &str| only.is_empty() || only == name;
     rt.block_on(async {
-        handshakes_and_memory(conns).await?;
-        fanout_latency(subs, rate, secs).await
+        if run("handshakes") {
+            handshakes_and_memory(conns).await?;
+        }
+        if run("fanout") {
+            fanout_latency(subs, rate, secs).await?;
+        }
+        if run("hostile") {
+            hostile().await?;
+        }
+        Ok(())
     })
 }
