@@ -31,6 +31,7 @@ describe("closeHint", () => {
   });
   test("origin, path suggestion, capacity, lost", () => {
     expect(closeHint(4003, "origin http://x:1 not in allowed_origins").text).toContain("allowed_origins");
+    expect(closeHint(4003, "channel user.42 is reserved: a path parameter cannot name it").text).toContain("may not join");
     const h = closeHint(4004, "no endpoint /ws/dashbord/ — did you mean /ws/dashboard/?");
     expect(h.action).toEqual({ kind: "switch", path: "/ws/dashboard/" });
     expect(closeHint(4004, "no endpoint /x/").action).toBeUndefined();
