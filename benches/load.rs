@@ -8,7 +8,8 @@
 //!
 //! `cargo bench --bench load` (or `make bench`). Knobs: `SOCKPIT_BENCH_CONNS` (10000),
 //! `SOCKPIT_BENCH_SUBS` (1000), `SOCKPIT_BENCH_RATE` (50), `SOCKPIT_BENCH_SECS` (10),
-//! `SOCKPIT_BENCH_ONLY` (`handshakes`, `fanout` or `hostile`: one scenario).
+//! `SOCKPIT_BENCH_ONLY` (`handshakes`, `fanout` or `hostile`: one scenario),
+//! `SOCKPIT_BENCH_BIN` (another `sockpit` binary to measure, for before/after runs).
 //! Every loop is bounded in count and time; the only target is 127.0.0.1.
 
 use std::io::{BufRead, BufReader};
@@ -52,7 +53,10 @@ fn start_server(dir: &std::path::Path) -> Result<ServerProc> {
          [[endpoint]]\npath = \"/ws/echo/\"\nauth = \"none\"\non_message = \"echo\"\n\n\
          [[endpoint]]\npath = \"/ws/chat/{room}/\"\nchannel = \"chat.{room}\"\nauth = \"none\"\n",
     )?;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sockpit"))
+    // SOCKPIT_BENCH_BIN: another build of the server, for before/after runs.
+    let bin = std::env::var("SOCKPIT_BENCH_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_sockpit").to_string());
+    let mut child = Command::new(bin)
         .args(["serve", "--port", "0"])
         .current_dir(dir)
         .env("SOCKPIT_DATA_DIR", dir)
@@ -357,13 +361,13 @@ async fn hostile() -> Result<()> {
     );
     let typo = format!("/ws/chta/{}/", "r".repeat(60_000));
     let cpu0 = cpu_secs(srv.pid)?;
-    for _ in 0..20 {
+    for _ in 0..200 {
         refused(srv.port, &typo, None).await?;
     }
     let cpu1 = cpu_secs(srv.pid)?;
     println!(
         "hostile: a refused 60 KB typo of /ws/chat/{{room}}/ costs {:.0} µs of server CPU (no suggestion past 256 bytes)",
-        (cpu1 - cpu0) * 1e6 / 20.0
+        (cpu1 - cpu0) * 1e6 / 200.0
     );
     drop(srv);
     let _ = std::fs::remove_dir_all(&dir);

@@ -59,6 +59,8 @@ pub(crate) async fn run(
                 // a stall: a client that stopped reading (its TCP window closed) blocks this
                 // write, and is dropped once it has made no progress for idle_timeout_s.
                 let sent = tokio::select! {
+                    // The write first: one that completes at once never arms the timer.
+                    biased;
                     r = write_burst(&mut socket, out, &mut rx) => r,
                     _ = conn.closing() => continue,
                     _ = stop.cancelled() => continue,
