@@ -553,16 +553,31 @@ mod tests {
         let path = dir.join("sockpit.log.jsonl");
         let first = EventLog::new(10, Some(path.clone()), &tracker);
         first.emit(Event::new(EventKind::ServerStarted));
-        // Let the first writer take the lock before the second opens.
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        // The first writer holds the lock once its line is on disk.
+        for _ in 0..500 {
+            if std::fs::read_to_string(&path).is_ok_and(|t| t.contains("server_started")) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
         let second = EventLog::new(10, Some(path.clone()), &tracker);
         second.emit(Event::new(EventKind::Published));
+        // Both writers run at once until the second has written (it opens on its thread).
+        for _ in 0..500 {
+            if std::fs::read_to_string(own_name(&path)).is_ok_and(|t| t.contains("published")) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
         first.close().await;
         second.close().await;
         tracker.close();
         tracker.wait().await;
         let mine = std::fs::read_to_string(&path).unwrap();
-        assert!(mine.contains("server_started") && !mine.contains("published"));
+        assert!(
+            mine.contains("server_started") && !mine.contains("published"),
+            "{mine}"
+        );
         let other = std::fs::read_to_string(own_name(&path)).unwrap();
         assert!(other.contains("published") && !other.contains("server_started"));
         std::fs::remove_dir_all(dir).unwrap();

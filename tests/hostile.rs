@@ -115,7 +115,7 @@ async fn a_long_path_costs_no_cpu_for_its_suggestion() -> Result<()> {
 #[tokio::test]
 async fn a_client_that_never_reads_is_reaped_by_the_idle_timeout() -> Result<()> {
     let srv = TestServer::start(config_from(
-        "[server]\nping_interval_s = 1\nidle_timeout_s = 2\nsend_queue = 100000\n",
+        "[server]\nping_interval_s = 1\nidle_timeout_s = 2\nsend_queue = 65536\n",
     ))
     .await;
     let token = srv.token("5");
