@@ -111,6 +111,8 @@ pub enum DropReason {
     MessageTooBig,
     /// Its send queue was full (close 1008).
     SendQueueFull,
+    /// It stopped reading: a write made no progress for `idle_timeout_s` (close 1008).
+    WriteStalled,
 }
 
 impl DropReason {
@@ -118,6 +120,7 @@ impl DropReason {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::SendQueueFull => "send_queue_full",
+            Self::WriteStalled => "write_stalled",
             Self::MessageTooBig => "message_too_big",
             Self::IdleTimeout => "idle_timeout",
             Self::Kicked => "kicked",
@@ -136,6 +139,7 @@ mod tests {
             DropReason::MessageTooBig,
             DropReason::IdleTimeout,
             DropReason::Kicked,
+            DropReason::WriteStalled,
         ] {
             assert_eq!(serde_json::to_value(r).unwrap(), r.as_str());
         }

@@ -65,8 +65,11 @@ pub(crate) async fn run(
                     _ = conn.closing() => continue,
                     _ = stop.cancelled() => continue,
                     _ = tokio::time::sleep(idle) => {
-                        shared.hub.stats.drop_client(DropReason::IdleTimeout);
-                        break idle_close(idle);
+                        shared.hub.stats.drop_client(DropReason::WriteStalled);
+                        break Close::new(
+                            CloseCode::Policy,
+                            format!("not reading: a write stalled for {}s (idle_timeout_s)", idle.as_secs()),
+                        );
                     }
                 };
                 let Some((n, bytes)) = sent else {
@@ -100,7 +103,10 @@ pub(crate) async fn run(
             _ = ping.tick() => {
                 if last_seen.elapsed() >= idle {
                     shared.hub.stats.drop_client(DropReason::IdleTimeout);
-                    break idle_close(idle);
+                    break Close::new(
+                        CloseCode::Policy,
+                        format!("no traffic for {}s (idle_timeout_s)", idle.as_secs()),
+                    );
                 }
                 let _ = timeout(CLOSE_GRACE, socket.send(Message::Ping(Default::default()))).await;
             }
@@ -111,13 +117,6 @@ pub(crate) async fn run(
         send_close(&mut socket, close.code, &close.reason).await;
     }
     finish(&shared, &conn, close.code, &close.reason, false);
-}
-
-fn idle_close(idle: Duration) -> Close {
-    Close::new(
-        CloseCode::Policy,
-        format!("no traffic for {}s (idle_timeout_s)", idle.as_secs()),
-    )
 }
 
 /// Most frames written per flush.

@@ -16,6 +16,8 @@ use crate::config::{self, Config};
 pub const SECRET_FILE: &str = "jwt_secret";
 /// File name of the generated API key.
 pub const API_KEY_FILE: &str = "api_key";
+/// File name of the generated key that signs UI sessions.
+pub const SESSION_KEY_FILE: &str = "session_key";
 /// File name of the event log.
 pub const LOG_FILE: &str = "sockpit.log.jsonl";
 
@@ -143,7 +145,7 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), DataDirError> {
     ));
     let tmp = path.with_file_name(tmp_name);
     let mut opts = fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
+    opts.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
@@ -161,7 +163,9 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), DataDirError> {
             } else {
                 parent
             };
-            fs::File::open(dir)?.sync_all()?;
+            // Some filesystems (SMB, FUSE) refuse to sync a folder: the file is already
+            // in place, so that is no failed save.
+            let _ = fs::File::open(dir).and_then(|d| d.sync_all());
         }
         Ok(())
     })();

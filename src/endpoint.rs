@@ -89,11 +89,15 @@ impl Endpoints {
         for t in &matched.endpoint.channels {
             let channel = t.render(&matched.params, user);
             if t.uses_params() {
+                // Another template owns the channel when it is at least as specific (ties
+                // too), or names a user (`notify.{user}`).
                 let owned_elsewhere = self.templates.iter().any(|other| {
-                    other != t && other.fixed_len() > t.fixed_len() && other.matches(&channel)
+                    other != t
+                        && (other.fixed_len() >= t.fixed_len() || other.names_user())
+                        && other.matches(&channel)
                 });
                 let user_channel =
-                    channel.starts_with(USER_PREFIX) && !t.to_string().starts_with(USER_PREFIX);
+                    channel.starts_with(USER_PREFIX) && !t.as_str().starts_with(USER_PREFIX);
                 if owned_elsewhere || user_channel {
                     return Err(ReservedChannel { channel });
                 }
@@ -164,6 +168,18 @@ mod tests {
                 AuthMode::None,
                 OnMessage::Drop,
             ),
+            EndpointConfig::new(
+                "/ws/me/",
+                &["notify.{user}"],
+                AuthMode::Jwt,
+                OnMessage::Drop,
+            ),
+            EndpointConfig::new(
+                "/ws/notify/{id}/",
+                &["notify.{id}"],
+                AuthMode::None,
+                OnMessage::Drop,
+            ),
         ]);
         let joins = |path: &str, user: Option<&str>| {
             let m = eps.resolve(path).unwrap();
@@ -174,7 +190,15 @@ mod tests {
             ["lobby", "user_7"]
         );
         assert_eq!(joins("/ws/chat/a.b/", None).unwrap(), ["chat.a.b"]);
-        for taken in ["user.42", "dashboard", "chat.kitchen", "user_8"] {
+        // A tie with a template that names a user: anyone could read user 42's channel.
+        assert!(joins("/ws/notify/42/", None).is_err());
+        for taken in [
+            "user.42",
+            "dashboard",
+            "chat.kitchen",
+            "user_8",
+            "notify.42",
+        ] {
             let e = joins(&format!("/ws/any/{taken}/"), Some("7")).unwrap_err();
             assert_eq!(
                 e,

@@ -389,8 +389,10 @@ struct RotatingFile {
     regular: bool,
     /// An exclusive lock on `<file>.lock`, held while this writer owns the file: two
     /// processes (the desktop app and `sockpit serve`) rotating one file would rename it
-    /// under each other.
-    _lock: File,
+    /// under each other. None for a device, which is never rotated.
+    _lock: Option<File>,
+    /// A write failed part-way: the next line starts on a fresh line.
+    broken: bool,
 }
 
 impl RotatingFile {
@@ -400,20 +402,24 @@ impl RotatingFile {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let (path, lock) = match lock(&path)? {
-            Some(lock) => (path, lock),
-            None => {
-                let own = own_name(&path);
-                tracing::warn!(
-                    "event log {} is written by another Sockpit; this one writes {}",
-                    path.display(),
-                    own.display()
-                );
-                let lock = lock(&own)?.ok_or_else(|| {
-                    std::io::Error::new(std::io::ErrorKind::WouldBlock, "log file locked")
-                })?;
-                (own, lock)
-            }
+        // A device or pipe (`/dev/null`) is neither locked nor rotated: no `.lock` file
+        // is created beside it.
+        let special = std::fs::metadata(&path).is_ok_and(|m| !m.is_file());
+        let (path, lock) = if special {
+            (path, None)
+        } else if let Some(l) = lock(&path)? {
+            (path, Some(l))
+        } else {
+            let own = own_name(&path);
+            tracing::warn!(
+                "event log {} is written by another Sockpit; this one writes {}",
+                path.display(),
+                own.display()
+            );
+            let l = lock(&own)?.ok_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::WouldBlock, "log file locked")
+            })?;
+            (own, Some(l))
         };
         let file = open_append(&path)?;
         let meta = file.metadata()?;
@@ -423,12 +429,18 @@ impl RotatingFile {
             size: meta.len(),
             regular: meta.is_file(),
             _lock: lock,
+            broken: false,
         })
     }
 
     fn write_line(&mut self, json: &str) -> std::io::Result<()> {
         if self.regular && self.size + json.len() as u64 + 1 > ROTATE_BYTES && self.size > 0 {
             self.rotate()?;
+        }
+        if self.broken {
+            // What a full disk cut short is ended, so this line stays whole and parseable.
+            self.out.write_all(b"\n")?;
+            self.broken = false;
         }
         self.out.write_all(json.as_bytes())?;
         self.out.write_all(b"\n")?;
@@ -458,6 +470,10 @@ impl RotatingFile {
             let old = std::mem::replace(&mut self.out, BufWriter::with_capacity(64 << 10, f));
             // Dropped without the flush a BufWriter's drop would attempt.
             let _ = old.into_parts();
+        }
+        self.broken = true;
+        if let Ok(m) = self.out.get_ref().metadata() {
+            self.size = m.len();
         }
     }
 }
@@ -581,5 +597,11 @@ mod tests {
         let other = std::fs::read_to_string(own_name(&path)).unwrap();
         assert!(other.contains("published") && !other.contains("server_started"));
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_device_is_neither_locked_nor_rotated() {
+        let f = RotatingFile::open(PathBuf::from("/dev/null")).unwrap();
+        assert!(!f.regular && f._lock.is_none());
     }
 }

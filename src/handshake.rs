@@ -105,7 +105,9 @@ pub(crate) async fn upgrade(
         Err(rejection) => return rejection.into_response(),
     };
     let path = parts.uri.path().to_string();
-    let origin = header_str(&parts.headers, header::ORIGIN).map(str::to_string);
+    let sent_origin = header_str(&parts.headers, header::ORIGIN);
+    // Checked whole, kept cut: a connection holds it for its whole life.
+    let origin = sent_origin.map(clip);
     let offered: Vec<String> = ws
         .requested_protocols()
         .filter_map(|p| p.to_str().ok().map(str::to_string))
@@ -147,7 +149,7 @@ pub(crate) async fn upgrade(
         .ok()
         .map(|m| m.endpoint.path.as_str().to_string());
     let cfg = &shared.config.server;
-    match check(&shared, resolved, origin.as_deref(), found.map(|f| f.token)) {
+    match check(&shared, resolved, sent_origin, found.map(|f| f.token)) {
         Err(refused) => {
             let code = refused.code();
             let reason = clip(&refused.to_string());

@@ -80,7 +80,8 @@ impl OriginPattern {
             return false;
         }
         match port {
-            PortRule::Any => true,
+            // A number, or none: not any text after a colon (a 300 KB "port").
+            PortRule::Any => o_port.is_none_or(|p| p.parse::<u16>().is_ok()),
             PortRule::Default => o_port.is_none(),
             PortRule::Is(p) => o_port.and_then(|o| o.parse::<u16>().ok()) == Some(*p),
         }
@@ -128,6 +129,16 @@ pub const DESKTOP_ORIGINS: &[&str] = &["tauri://localhost", "http://tauri.localh
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("origin {0} not in allowed_origins")]
 pub struct OriginNotAllowed(pub String);
+
+/// Whether a request with `origin` comes from a page of the server it was sent to (`host`,
+/// the `Host` header), or from the desktop window. Sockpit serves plain HTTP only.
+pub fn is_same_origin(origin: Option<&str>, host: Option<&str>) -> bool {
+    match (origin, host) {
+        (Some(o), _) if DESKTOP_ORIGINS.contains(&o) => true,
+        (Some(o), Some(h)) => o.strip_prefix("http://") == Some(h),
+        _ => false,
+    }
+}
 
 /// The handshake's Origin verdict.
 pub fn check_origin(
@@ -190,6 +201,21 @@ mod tests {
         );
         assert!(check_origin(&a, Some("https://localhost:5173")).is_err());
         assert!(check_origin(&a, Some("http://localhost.evil.test:80")).is_err());
+        let long_port = format!("http://localhost:{}", "9".repeat(100));
+        assert!(check_origin(&a, Some(&long_port)).is_err());
+        assert!(is_same_origin(
+            Some("http://127.0.0.1:8000"),
+            Some("127.0.0.1:8000")
+        ));
+        assert!(!is_same_origin(
+            Some("https://127.0.0.1:8000"),
+            Some("127.0.0.1:8000")
+        ));
+        assert!(!is_same_origin(
+            Some("http://127.0.0.1:3000"),
+            Some("127.0.0.1:8000")
+        ));
+        assert!(!is_same_origin(None, Some("127.0.0.1:8000")));
         assert!(check_origin(&a, Some("null")).is_err());
         assert!(check_origin(&[], Some("tauri://localhost")).is_ok());
     }

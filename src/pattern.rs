@@ -187,6 +187,11 @@ impl ChannelTemplate {
         Ok(Self(text.to_string()))
     }
 
+    /// The template as written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
     /// Names inside `{…}`.
     pub fn placeholders(&self) -> impl Iterator<Item = &str> {
         self.0
@@ -198,6 +203,11 @@ impl ChannelTemplate {
     /// Whether a path parameter (anything but `{user}`) is part of it.
     pub fn uses_params(&self) -> bool {
         self.placeholders().any(|p| p != "user")
+    }
+
+    /// Whether it names the token's user (`{user}`).
+    pub fn names_user(&self) -> bool {
+        self.placeholders().any(|p| p == "user")
     }
 
     /// How much of it is fixed text (outside placeholders): the more, the more specific.
@@ -258,20 +268,36 @@ enum Piece<'a> {
     Hole,
 }
 
-/// Matches `s` against pieces where a hole is any non-empty text. Holes are few and
-/// channels short (params are capped), so plain backtracking is cheap.
+/// Matches `s` against pieces where a hole is any non-empty text. Tracks every position
+/// of `s` the pieces so far can end at, so the cost is pieces × length whatever the
+/// template (backtracking was exponential in the number of holes: found by fuzzing).
 fn glob(pieces: &[Piece<'_>], s: &str) -> bool {
-    match pieces.split_first() {
-        None => s.is_empty(),
-        Some((Piece::Text(t), rest)) => s.strip_prefix(t).is_some_and(|s| glob(rest, s)),
-        Some((Piece::Hole, rest)) => s
-            .char_indices()
-            .skip(1)
-            .map(|(i, _)| i)
-            .chain(std::iter::once(s.len()))
-            .filter(|&i| i > 0)
-            .any(|i| glob(rest, &s[i..])),
+    let n = s.len();
+    let mut reach = vec![false; n + 1];
+    reach[0] = true;
+    for piece in pieces {
+        let mut next = vec![false; n + 1];
+        match piece {
+            // Reached positions are char boundaries: the start, or just past a match.
+            Piece::Text(t) => {
+                for i in (0..=n).filter(|&i| reach[i]) {
+                    if s[i..].starts_with(t) {
+                        next[i + t.len()] = true;
+                    }
+                }
+            }
+            // Any non-empty text: every boundary after the first reached position.
+            Piece::Hole => {
+                if let Some(first) = reach.iter().position(|&r| r) {
+                    for (j, slot) in next.iter_mut().enumerate().skip(first + 1) {
+                        *slot = s.is_char_boundary(j);
+                    }
+                }
+            }
+        }
+        reach = next;
     }
+    reach[n]
 }
 
 impl TryFrom<String> for ChannelTemplate {
@@ -336,6 +362,12 @@ mod tests {
         );
         let two = ChannelTemplate::parse("{a}.{b}").unwrap();
         assert!(two.matches("x.y.z") && !two.matches("xy"));
+        assert!(ChannelTemplate::parse("é{a}").unwrap().matches("éx"));
+        assert!(!ChannelTemplate::parse("{a}{b}").unwrap().matches("é"));
+        // Many holes against a long channel: linear, not exponential.
+        let holes = ChannelTemplate::parse(&"{a}x".repeat(40)).unwrap();
+        assert!(!holes.matches(&"y".repeat(256)));
+        assert!(holes.matches(&"yx".repeat(40)));
     }
 
     #[test]

@@ -31,6 +31,9 @@ pub struct Secrets {
     pub jwt_secret: String,
     /// API key for `/_sockpit/api/*`.
     pub api_key: String,
+    /// Signs the UI's session cookies: random, generated once in the data dir, never the
+    /// API key (which a user may have set to something short and guessable).
+    pub session_key: String,
 }
 
 impl std::fmt::Debug for Secrets {
@@ -56,9 +59,11 @@ impl Secrets {
             paths,
             datadir::API_KEY_FILE,
         )?;
+        let session_key = datadir::read_or_generate(&paths.data_dir, datadir::SESSION_KEY_FILE)?;
         Ok(Self {
             jwt_secret,
             api_key,
+            session_key,
         })
     }
 }

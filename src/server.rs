@@ -151,6 +151,7 @@ fn new_state(
         endpoints,
         verifier,
         api_key: secrets.api_key,
+        session_key: secrets.session_key,
         hub,
         events,
         stats: stats_rx,

@@ -42,6 +42,8 @@ pub(crate) struct Shared {
     pub endpoints: Endpoints,
     pub verifier: Verifier,
     pub api_key: String,
+    /// Signs UI session cookies (see [`crate::secrets::Secrets::session_key`]).
+    pub session_key: String,
     pub hub: Arc<Hub>,
     pub events: EventLog,
     /// Latest stats snapshot; written by the sampler task only.

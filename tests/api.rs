@@ -350,8 +350,27 @@ async fn the_session_cookie_is_not_the_key_and_refuses_cross_site_requests() -> 
             .await
             .is_ok()
     );
+    // A bogus cookie planted by another localhost page (sent first) locks nobody out.
+    let r = client()
+        .get(srv.http("/_sockpit/api/stats"))
+        .header("cookie", format!("sockpit_session=planted; {cookie}"))
+        .send()
+        .await?;
+    assert_eq!(r.status(), 200);
+    // A DELETE from another localhost port, with the cookie: refused too.
+    let r = client()
+        .delete(srv.http("/_sockpit/api/connections/c1"))
+        .header("cookie", &cookie)
+        .header("origin", "http://localhost:3000")
+        .send()
+        .await?;
+    assert_eq!(r.status(), 403);
     // An expired session, even signed with the right key, is refused.
-    let expired = sign(&json!({"exp": 1_000_000, "sub": "sockpit-ui"}), KEY);
+    let session_key = std::fs::read_to_string(srv.data_dir.join("session_key"))?;
+    let expired = sign(
+        &json!({"exp": 1_000_000, "sub": "sockpit-ui"}),
+        session_key.trim(),
+    );
     let r = client()
         .get(srv.http("/_sockpit/api/stats"))
         .header("cookie", format!("sockpit_session={expired}"))

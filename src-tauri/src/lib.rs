@@ -104,6 +104,10 @@ pub fn run_app<R: Runtime>(
             }
             if with_tray {
                 let autostart = handle.autolaunch().is_enabled().unwrap_or(false);
+                if autostart {
+                    // Rewrites an entry made before Launch at login passed --hidden.
+                    let _ = handle.autolaunch().enable();
+                }
                 let tray = Tray::build(&handle, &controller.status(), autostart)?;
                 handle.manage(tray);
             } else {

@@ -12,7 +12,7 @@ use tokio::sync::broadcast::error::RecvError;
 use super::ApiError;
 use crate::close::CloseCode;
 use crate::connection::{CLOSE_WRITE_GRACE, send_close};
-use crate::origin::check_origin;
+use crate::origin::{check_origin, is_same_origin};
 use crate::state::Shared;
 use crate::stats::StatsSnapshot;
 
@@ -24,11 +24,8 @@ pub(super) async fn handler(
     // The API key already passed; still refuse foreign pages (a cookie rides along).
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-    let same_origin = match (origin, host) {
-        (Some(o), Some(h)) => o.split_once("://").is_some_and(|(_, rest)| rest == h),
-        _ => false,
-    };
-    if !same_origin && let Err(reason) = check_origin(&shared.config.server.allowed_origins, origin)
+    if !is_same_origin(origin, host)
+        && let Err(reason) = check_origin(&shared.config.server.allowed_origins, origin)
     {
         return Err(ApiError::Forbidden(reason.to_string()));
     }

@@ -13,7 +13,7 @@ use subtle::ConstantTimeEq;
 
 use super::ApiError;
 use crate::auth;
-use crate::origin::{DESKTOP_ORIGINS, HostError, check_host};
+use crate::origin::{DESKTOP_ORIGINS, HostError, check_host, is_same_origin};
 use crate::state::Shared;
 
 /// Cookie set by the login URL (HttpOnly, SameSite=Strict, 12 h): a signed session,
@@ -80,9 +80,10 @@ enum Credential<'a> {
     Header(&'a str),
     /// The key in `?key=`, on the events WebSocket only (browsers cannot give it headers).
     Query(&'a str),
-    /// The session cookie the login URL set: a browser sends it with any request, from
-    /// any page, so what it may do is checked further ([`same_origin`]).
-    Session(&'a str),
+    /// The session cookie(s) the login URL set: a browser sends them with any request,
+    /// from any page, so what they may do is checked further ([`is_same_origin`]). All
+    /// of them: a page on another localhost port can plant a bogus one that comes first.
+    Session(Vec<&'a str>),
 }
 
 fn credential<'a>(
@@ -97,16 +98,17 @@ fn credential<'a>(
     {
         return Some(Credential::Header(k));
     }
-    let cookie = headers
+    let sessions: Vec<&str> = headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|c| c.trim().split_once('='))
-        .find(|(k, _)| *k == SESSION_COOKIE)
-        .map(|(_, v)| v);
-    if let Some(v) = cookie {
-        return Some(Credential::Session(v));
+        .filter(|(k, _)| *k == SESSION_COOKIE)
+        .map(|(_, v)| v)
+        .collect();
+    if !sessions.is_empty() {
+        return Some(Credential::Session(sessions));
     }
     ws.then(|| query?.split('&').find_map(|p| p.strip_prefix("key=")))
         .flatten()
@@ -133,9 +135,10 @@ struct SessionClaims {
 
 const SESSION_SUBJECT: &str = "sockpit-ui";
 
-/// A session cookie's value: a token signed with the API key that carries only its
-/// expiry. Not the key itself (a leaked cookie expires), and stateless, so a session
-/// outlives a restart with the same key; a new key ends every session.
+/// A session cookie's value: a token signed with the session key (random, in the data
+/// dir) that carries only its expiry. Not the API key (a leaked cookie expires and tells
+/// nothing about the key), and stateless, so a session outlives a restart; deleting
+/// `session_key` from the data dir ends every session.
 pub(super) fn mint_session(shared: &Shared) -> String {
     let claims = SessionClaims {
         exp: auth::now_secs() + SESSION_TTL_S,
@@ -144,7 +147,7 @@ pub(super) fn mint_session(shared: &Shared) -> String {
     jsonwebtoken::encode(
         &jsonwebtoken::Header::default(),
         &claims,
-        &jsonwebtoken::EncodingKey::from_secret(shared.api_key.as_bytes()),
+        &jsonwebtoken::EncodingKey::from_secret(shared.session_key.as_bytes()),
     )
     .unwrap_or_default()
 }
@@ -156,25 +159,10 @@ fn session_valid(shared: &Shared, value: &str) -> bool {
     v.sub = Some(SESSION_SUBJECT.into());
     jsonwebtoken::decode::<SessionClaims>(
         value,
-        &jsonwebtoken::DecodingKey::from_secret(shared.api_key.as_bytes()),
+        &jsonwebtoken::DecodingKey::from_secret(shared.session_key.as_bytes()),
         &v,
     )
     .is_ok()
-}
-
-/// Whether a request comes from a page of this very server (or the desktop window):
-/// its `Origin` names the `Host` it was sent to. Without an `Origin`, the browser's
-/// `Sec-Fetch-Site` decides; a request with neither is refused.
-fn same_origin(headers: &HeaderMap) -> bool {
-    let h = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
-    match (h(header::ORIGIN), h(header::HOST)) {
-        (Some(o), _) if DESKTOP_ORIGINS.contains(&o) => true,
-        (Some(o), Some(host)) => o.split_once("://").is_some_and(|(_, rest)| rest == host),
-        (Some(_), None) => false,
-        (None, _) => headers
-            .get("sec-fetch-site")
-            .is_some_and(|v| v.as_bytes() == b"same-origin"),
-    }
 }
 
 pub(super) async fn require_key(
@@ -193,13 +181,19 @@ pub(super) async fn require_key(
         Some(Credential::Header(_) | Credential::Query(_)) => {
             Err(ApiError::Unauthorized("wrong API key".into()))
         }
-        Some(Credential::Session(s)) if session_valid(&shared, s) => {
+        Some(Credential::Session(s)) if s.iter().any(|v| session_valid(&shared, v)) => {
             // Cookies ignore ports: a page on another localhost port sends ours too.
             // What changes something, or reads the live stream, must come from our own
             // pages; reading a GET's answer cross-origin is already blocked by the
             // browser (no CORS for web origins).
             let changes = !matches!(*req.method(), Method::GET | Method::HEAD) || is_ws;
-            if changes && !same_origin(req.headers()) {
+            let same = {
+                let h = |name: header::HeaderName| {
+                    req.headers().get(name).and_then(|v| v.to_str().ok())
+                };
+                is_same_origin(h(header::ORIGIN), h(header::HOST))
+            };
+            if changes && !same {
                 return Err(ApiError::Forbidden(
                     "cross-site request refused: the session cookie only works from Sockpit's own pages (send the API key in a header instead)".into(),
                 ));

@@ -54,12 +54,13 @@ pub(super) async fn index() -> Result<Response, ApiError> {
 pub(super) async fn file(Path(path): Path<String>) -> Result<Response, ApiError> {
     let file = UiAssets::get(&path)
         .ok_or_else(|| ApiError::NotFound(format!("no such route /_sockpit/{path}")))?;
-    // Vite puts a content hash in every asset name; only index.html may change in place.
+    // Vite puts a content hash in every name under assets/; index.html and the files of
+    // ui/public (boot.js) keep their names, so they are revalidated.
     // `private`: these answers needed the key, so no shared cache may keep them.
-    let cache = if path == "index.html" {
-        "private, no-cache"
-    } else {
+    let cache = if path.starts_with("assets/") {
         "private, max-age=31536000, immutable"
+    } else {
+        "private, no-cache"
     };
     let mut resp = (
         [

@@ -17,7 +17,7 @@ export const CloseCode = {
 } as const;
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
 
-export type DropReason = "idle_timeout" | "kicked" | "message_too_big" | "send_queue_full";
+export type DropReason = "idle_timeout" | "kicked" | "message_too_big" | "send_queue_full" | "write_stalled";
 
 export type UserId = string | number;
 
