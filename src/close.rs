@@ -37,11 +37,14 @@ pub enum CloseCode {
     NoEndpoint = 4004,
     /// 4029: `max_connections` reached.
     TooManyConnections = 4029,
+    /// 4502: the `[proxy]` upstream could not be reached, or refused the WebSocket with
+    /// an answer that is not about the token, origin or path (500, 400, a plain page).
+    UpstreamFailed = 4502,
 }
 
 impl CloseCode {
     /// Every code, for the generated TypeScript.
-    pub const ALL: [CloseCode; 12] = [
+    pub const ALL: [CloseCode; 13] = [
         Self::Normal,
         Self::GoingAway,
         Self::ProtocolError,
@@ -54,6 +57,7 @@ impl CloseCode {
         Self::Forbidden,
         Self::NoEndpoint,
         Self::TooManyConnections,
+        Self::UpstreamFailed,
     ];
 
     /// The number on the wire.
@@ -76,6 +80,7 @@ impl CloseCode {
             Self::Forbidden => "Forbidden",
             Self::NoEndpoint => "NoEndpoint",
             Self::TooManyConnections => "TooManyConnections",
+            Self::UpstreamFailed => "UpstreamFailed",
         }
     }
 
@@ -144,6 +149,6 @@ mod tests {
             assert_eq!(serde_json::to_value(r).unwrap(), r.as_str());
         }
         assert_eq!(u16::from(CloseCode::Unauthorized), 4001);
-        assert_eq!(CloseCode::ALL.len(), 12);
+        assert_eq!(CloseCode::ALL.len(), 13);
     }
 }

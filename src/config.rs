@@ -5,6 +5,7 @@
 //! offending key and [`ConfigError`] can name the key and line. A [`Config`] that exists
 //! is valid; the server never re-checks it.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -299,13 +300,162 @@ impl Default for ApiConfig {
     }
 }
 
-/// `[proxy]`.
+/// `[proxy]`: the upstream (Django's runserver, daphne, uvicorn…) that gets every
+/// request Sockpit does not answer itself, and the command that runs it.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(try_from = "RawProxy")]
 pub struct ProxyConfig {
-    /// Upstream HTTP server for every non-WebSocket request (not implemented yet).
+    /// Where other requests go (`http://host:port`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub upstream: Option<String>,
+    pub upstream: Option<UpstreamUrl>,
+    /// Whether upgrades on paths no endpoint names are relayed to the upstream.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub websockets: bool,
+    /// The upstream's command line, run by `sh -c`, started and stopped with the server.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// The command's working directory, relative to the config file's folder.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<PathBuf>,
+    /// Variables added to Sockpit's own environment for the command.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+}
+
+/// `[proxy]` as written, before the checks that span keys.
+#[derive(Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawProxy {
+    upstream: Option<UpstreamUrl>,
+    websockets: bool,
+    command: Option<String>,
+    cwd: Option<PathBuf>,
+    env: BTreeMap<String, String>,
+}
+
+impl TryFrom<RawProxy> for ProxyConfig {
+    type Error = String;
+    fn try_from(raw: RawProxy) -> Result<Self, String> {
+        if raw.upstream.is_none() {
+            let orphan = [
+                (raw.websockets, "websockets"),
+                (raw.command.is_some(), "command"),
+                (raw.cwd.is_some(), "cwd"),
+                (!raw.env.is_empty(), "env"),
+            ];
+            if let Some((_, key)) = orphan.iter().find(|(set, _)| *set) {
+                return Err(format!(
+                    "proxy.{key} needs proxy.upstream (the address the command listens on, e.g. \"http://127.0.0.1:8001\")"
+                ));
+            }
+        }
+        if raw.command.as_deref().is_some_and(|c| c.trim().is_empty()) {
+            return Err("proxy.command is empty (remove it, or give the command line)".into());
+        }
+        if raw.command.is_none() && (raw.cwd.is_some() || !raw.env.is_empty()) {
+            return Err("proxy.cwd and proxy.env apply to proxy.command, which is not set".into());
+        }
+        for name in raw.env.keys() {
+            if name.is_empty() || name.contains(['=', '\0']) {
+                return Err(format!(
+                    "proxy.env: {name:?} is not a variable name (no '=' or NUL, not empty)"
+                ));
+            }
+        }
+        if let Some((name, _)) = raw.env.iter().find(|(_, v)| v.contains('\0')) {
+            return Err(format!("proxy.env.{name}: a value cannot contain NUL"));
+        }
+        Ok(Self {
+            upstream: raw.upstream,
+            websockets: raw.websockets,
+            command: raw.command,
+            cwd: raw.cwd,
+            env: raw.env,
+        })
+    }
+}
+
+/// An upstream's address: `http://host:port` (the port defaults to 80), nothing after it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct UpstreamUrl {
+    /// `host:port` as written (the host may be a name or `[v6]`).
+    authority: String,
+    host: String,
+    port: u16,
+}
+
+impl UpstreamUrl {
+    /// Parses `http://host[:port][/]`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let rest = match text.split_once("://") {
+            Some(("http", rest)) => rest,
+            Some(("https", _)) => {
+                return Err(format!(
+                    "{text}: https upstreams are not supported; give the plain-HTTP address your dev server listens on"
+                ));
+            }
+            _ => return Err(format!("{text}: expected http://host:port")),
+        };
+        let authority = rest.strip_suffix('/').unwrap_or(rest);
+        if authority.is_empty() || authority.contains(['/', '?', '#', '@', ' ']) {
+            return Err(format!(
+                "{text}: expected http://host:port with no path, query or user (requests keep their own path)"
+            ));
+        }
+        let uri: axum::http::uri::Authority = authority
+            .parse()
+            .map_err(|e| format!("{text}: not a host:port ({e})"))?;
+        let port = uri.port_u16().unwrap_or(80);
+        if port == 0 {
+            return Err(format!("{text}: port 0 is not an address to connect to"));
+        }
+        let host = uri.host().to_string();
+        Ok(Self {
+            authority: format!("{host}:{port}"),
+            host,
+            port,
+        })
+    }
+
+    /// `host:port`.
+    pub fn authority(&self) -> &str {
+        &self.authority
+    }
+
+    /// The host (a name, an IPv4 address, or `[v6]`).
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `http://host:port`, the origin the upstream names itself by in redirects.
+    pub fn origin(&self) -> String {
+        format!("http://{}", self.authority)
+    }
+}
+
+impl fmt::Display for UpstreamUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.origin())
+    }
+}
+
+impl TryFrom<String> for UpstreamUrl {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::parse(&s)
+    }
+}
+
+impl From<UpstreamUrl> for String {
+    fn from(u: UpstreamUrl) -> String {
+        u.origin()
+    }
 }
 
 /// `[log]`.

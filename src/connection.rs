@@ -228,7 +228,7 @@ pub fn human_bytes(n: u64) -> String {
     format!("{n} B")
 }
 
-fn payload_len(m: &Message) -> u64 {
+pub(crate) fn payload_len(m: &Message) -> u64 {
     match m {
         Message::Text(t) => t.len() as u64,
         Message::Binary(b) => b.len() as u64,
@@ -275,7 +275,7 @@ fn handle_message(shared: &Shared, conn: &Arc<Conn>, msg: Message, endpoint: &En
     shared.events.emit(out);
 }
 
-fn conn_event(conn: &Conn, kind: EventKind) -> Event {
+pub(crate) fn conn_event(conn: &Conn, kind: EventKind) -> Event {
     let mut e = Event::new(kind);
     e.conn = Some(conn.wire_id());
     e.endpoint = Some(conn.meta.endpoint.clone());
@@ -285,7 +285,7 @@ fn conn_event(conn: &Conn, kind: EventKind) -> Event {
     e
 }
 
-fn finish(shared: &Shared, conn: &Conn, code: u16, reason: &str, by_client: bool) {
+pub(crate) fn finish(shared: &Shared, conn: &Conn, code: u16, reason: &str, by_client: bool) {
     shared.hub.unregister(conn);
     let mut e = conn_event(conn, EventKind::Disconnected);
     e.code = Some(code);

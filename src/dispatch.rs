@@ -1,9 +1,7 @@
 //! The dispatcher for every request that is not a `/_sockpit/` route: a WebSocket
-//! endpoint's handshake, a plain request to an endpoint (426), or the passthrough.
-//!
-//! The passthrough is where "not ours" goes, as one tower `Service`: today it answers 404
-//! naming the nearest endpoint; the upstream proxy of `[proxy]` slots in here, and with
-//! its `websockets` flag it also takes upgrades on paths no endpoint names.
+//! endpoint's handshake, a plain request to an endpoint (426), or what is not ours —
+//! the `[proxy]` upstream when there is one (upgrades too, with `websockets = true`),
+//! else 404 naming the nearest endpoint.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -12,54 +10,24 @@ use std::sync::Arc;
 use axum::extract::{ConnectInfo, Request};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use tower::util::BoxCloneSyncService;
-use tower::{Service, ServiceExt};
+use tower::Service;
 
 use crate::api::ApiError;
-use crate::endpoint::NoEndpoint;
 use crate::handshake;
+use crate::relay;
 use crate::state::Shared;
-
-/// Where requests that name no endpoint go.
-#[derive(Clone)]
-pub(crate) struct Passthrough {
-    /// Answers them. The request carries the [`NoEndpoint`] verdict as an extension.
-    service: BoxCloneSyncService<Request, Response, Infallible>,
-    /// Whether WebSocket upgrades on unknown paths go here too, instead of a 4004 close
-    /// (false until the proxy relays WebSockets).
-    websockets: bool,
-}
-
-impl Passthrough {
-    /// 404 with the nearest endpoint; upgrades on unknown paths get the 4004 close.
-    pub(crate) fn not_found() -> Self {
-        Self {
-            service: BoxCloneSyncService::new(tower::service_fn(|req: Request| async move {
-                let reason = req
-                    .extensions()
-                    .get::<NoEndpoint>()
-                    .map(ToString::to_string)
-                    .unwrap_or_else(|| format!("no endpoint {}", req.uri().path()));
-                Ok(ApiError::NotFound(reason).into_response())
-            })),
-            websockets: false,
-        }
-    }
-}
 
 /// The fallback service of the router: routes a request that is not Sockpit's own.
 pub(crate) fn service(
     shared: Arc<Shared>,
-    passthrough: Passthrough,
 ) -> impl Service<Request, Response = Response, Error = Infallible, Future: Send> + Clone + Send {
     tower::service_fn(move |req: Request| {
         let shared = shared.clone();
-        let passthrough = passthrough.clone();
-        async move { Ok(dispatch(shared, passthrough, req).await) }
+        async move { Ok(dispatch(shared, req).await) }
     })
 }
 
-async fn dispatch(shared: Arc<Shared>, passthrough: Passthrough, mut req: Request) -> Response {
+async fn dispatch(shared: Arc<Shared>, req: Request) -> Response {
     // Set by the accept loop; a router driven without a socket (tests) has none.
     let remote = req
         .extensions()
@@ -67,12 +35,12 @@ async fn dispatch(shared: Arc<Shared>, passthrough: Passthrough, mut req: Reques
         .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.0);
     let upgrade = handshake::is_websocket_upgrade(req.headers());
     let resolved = shared.endpoints.resolve(req.uri().path());
-    match resolved {
-        Ok(matched) if upgrade => {
+    match (resolved, shared.proxy.clone()) {
+        (Ok(matched), _) if upgrade => {
             let (parts, _body) = req.into_parts();
             handshake::upgrade(shared, remote, Ok(matched), parts).await
         }
-        Ok(_) => {
+        (Ok(_), _) => {
             let path = req.uri().path();
             // The address the client used, else the server's own.
             let url = match req
@@ -88,16 +56,15 @@ async fn dispatch(shared: Arc<Shared>, passthrough: Passthrough, mut req: Reques
             ))
             .into_response()
         }
-        Err(none) if upgrade && !passthrough.websockets => {
+        (Err(_), Some(proxy)) if upgrade && proxy.websockets => {
+            let (parts, _body) = req.into_parts();
+            relay::ws::relay(shared, proxy, remote, parts).await
+        }
+        (Err(none), _) if upgrade => {
             let (parts, _body) = req.into_parts();
             handshake::upgrade(shared, remote, Err(none), parts).await
         }
-        Err(none) => {
-            req.extensions_mut().insert(none);
-            match passthrough.service.oneshot(req).await {
-                Ok(resp) => resp,
-                Err(never) => match never {},
-            }
-        }
+        (Err(_), Some(proxy)) => relay::http::forward(shared, proxy, remote, req).await,
+        (Err(none), None) => ApiError::NotFound(none.to_string()).into_response(),
     }
 }

@@ -30,6 +30,12 @@ pub enum EventKind {
     MessageOut,
     Published,
     WebhookFailed,
+    /// A request passed to the `[proxy]` upstream, with its answer.
+    HttpRequest,
+    /// A line the upstream's command printed.
+    UpstreamOutput,
+    /// The upstream's command started, became ready, exited or stopped.
+    UpstreamState,
 }
 
 /// One event. Fields that do not apply are left out of the JSON.
@@ -90,6 +96,18 @@ pub struct Event {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
     pub delivered: Option<u64>,
+    /// HTTP method (proxied requests).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub method: Option<String>,
+    /// HTTP status (proxied requests).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub status: Option<u16>,
+    /// Milliseconds from the request to the end of its answer (proxied requests).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub duration_ms: Option<u64>,
 }
 
 impl Event {
@@ -111,6 +129,9 @@ impl Event {
             bytes: None,
             preview: None,
             delivered: None,
+            method: None,
+            status: None,
+            duration_ms: None,
         }
     }
 }
@@ -268,6 +289,7 @@ impl EventLog {
             &mut event.origin,
             &mut event.reason,
             &mut event.preview,
+            &mut event.method,
         ] {
             clip_in_place(field);
         }

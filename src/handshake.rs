@@ -29,9 +29,9 @@ use crate::state::Shared;
 /// Read buffer per WebSocket. tungstenite's default (128 KiB) stays resident per idle
 /// connection; 4 KiB keeps an idle connection small and still reads large messages
 /// (the buffer grows for them).
-const READ_BUFFER: usize = 4 << 10;
+pub(crate) const READ_BUFFER: usize = 4 << 10;
 /// Write buffer per WebSocket: frames are flushed once this much is pending.
-const WRITE_BUFFER: usize = 8 << 10;
+pub(crate) const WRITE_BUFFER: usize = 8 << 10;
 
 /// Why a handshake was refused; its `Display` is the close reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -151,28 +151,17 @@ pub(crate) async fn upgrade(
     let cfg = &shared.config.server;
     match check(&shared, resolved, sent_origin, found.map(|f| f.token)) {
         Err(refused) => {
-            let code = refused.code();
+            let attempt = Attempt {
+                path: shown_path,
+                endpoint: endpoint_name,
+                remote,
+                origin,
+            };
             let reason = clip(&refused.to_string());
-            shared.hub.stats.handshake(Some(code));
-            let mut e = Event::new(EventKind::HandshakeRejected);
-            e.path = Some(shown_path.clone());
-            e.endpoint = endpoint_name;
-            e.remote = Some(remote.to_string());
-            e.origin = origin;
-            e.code = Some(code.code());
-            e.reason = Some(reason.clone());
-            shared.events.emit(e);
-            tracing::info!(path = %shown_path, code = code.code(), "handshake rejected: {reason}");
-            if cfg.reject == RejectMode::Http {
-                return ApiError::Handshake(refused.status(), reason).into_response();
-            }
-            let guard = shared.sockets.token();
-            ws.max_message_size(cfg.max_message_bytes.get())
-                .read_buffer_size(READ_BUFFER)
-                .on_upgrade(move |mut socket| async move {
-                    connection::send_close(&mut socket, code.code(), &reason).await;
-                    drop(guard);
-                })
+            let status = refused.status();
+            refuse(&shared, ws, attempt, refused.code(), reason, |reason| {
+                ApiError::Handshake(status, reason).into_response()
+            })
         }
         Ok(Admitted {
             matched,
@@ -202,6 +191,50 @@ pub(crate) async fn upgrade(
                 })
         }
     }
+}
+
+/// Who asked for a WebSocket, as the refusal's event names it.
+pub(crate) struct Attempt {
+    /// The path with its query redacted, cut to the event limit.
+    pub path: String,
+    /// The endpoint it matched, if any.
+    pub endpoint: Option<String>,
+    pub remote: SocketAddr,
+    pub origin: Option<String>,
+}
+
+/// A refused handshake: counted and recorded, then answered the way `reject` says —
+/// accepted and closed with `code` and `reason` (the page can read them), or with the
+/// HTTP answer `http` makes from the reason.
+pub(crate) fn refuse(
+    shared: &Arc<Shared>,
+    ws: WebSocketUpgrade,
+    attempt: Attempt,
+    code: CloseCode,
+    reason: String,
+    http: impl FnOnce(String) -> Response,
+) -> Response {
+    shared.hub.stats.handshake(Some(code));
+    let mut e = Event::new(EventKind::HandshakeRejected);
+    e.path = Some(attempt.path.clone());
+    e.endpoint = attempt.endpoint;
+    e.remote = Some(attempt.remote.to_string());
+    e.origin = attempt.origin;
+    e.code = Some(code.code());
+    e.reason = Some(reason.clone());
+    shared.events.emit(e);
+    tracing::info!(path = %attempt.path, code = code.code(), "handshake rejected: {reason}");
+    let cfg = &shared.config.server;
+    if cfg.reject == RejectMode::Http {
+        return http(reason);
+    }
+    let guard = shared.sockets.token();
+    ws.max_message_size(cfg.max_message_bytes.get())
+        .read_buffer_size(READ_BUFFER)
+        .on_upgrade(move |mut socket| async move {
+            connection::send_close(&mut socket, code.code(), &reason).await;
+            drop(guard);
+        })
 }
 
 /// The checks, in the order a developer would fix them.

@@ -7,8 +7,11 @@
 //!   router, and idempotent shutdown.
 //! - [`api`]: the `/_sockpit/` HTTP routes, split into guard (Host, key, CORS), admin,
 //!   events, settings and UI.
-//! - `dispatch`: every other request — a WebSocket endpoint, a 426, or the passthrough
-//!   (404 today; where the upstream proxy goes).
+//! - `dispatch`: every other request — a WebSocket endpoint, a 426, the upstream, or 404.
+//! - `relay`: requests passed to the `[proxy]` upstream: HTTP streamed both ways, and
+//!   WebSockets relayed frame by frame (refusals turned into readable closes).
+//! - [`proxy`]: the upstream itself: its address, client, counters, the 502 page, and
+//!   the supervised command (`[proxy] command`).
 //! - `handshake`: the upgrade's checks in order and its typed verdict ([`handshake::Refused`]).
 //! - `connection`: one WebSocket's task: read, write its queue, ping, close.
 //! - `state`: the server's state and its domain operations (publish, connections, kick,
@@ -48,6 +51,8 @@ pub mod hub;
 pub mod origin;
 pub mod pattern;
 pub mod portinfo;
+pub mod proxy;
+mod relay;
 pub mod secrets;
 pub mod server;
 pub mod settings;

@@ -20,11 +20,12 @@ use crate::api;
 use crate::auth::{self, Verifier};
 use crate::config::Config;
 use crate::datadir::Paths;
-use crate::dispatch::{self, Passthrough};
+use crate::dispatch;
 use crate::endpoint::Endpoints;
 use crate::events::{Event, EventKind, EventLog, Logged};
 use crate::hub::{Hub, Target};
 use crate::portinfo::{self, Holder};
+use crate::proxy::Proxy;
 use crate::secrets::{Secrets, SecretsError};
 use crate::state::{KickError, Shared};
 use crate::stats::{self, ConnectionInfo, StatsSnapshot};
@@ -56,6 +57,11 @@ pub enum StartError {
     /// The auth setup is wrong.
     #[error(transparent)]
     Auth(#[from] auth::AuthError),
+    /// `[proxy] upstream` is Sockpit's own address: every request would loop.
+    #[error(
+        "[proxy] upstream {0} is Sockpit's own address: give the address your app server listens on (e.g. http://127.0.0.1:8001)"
+    )]
+    ProxyLoop(String),
 }
 
 /// Entry point: `Server::start` or `Server::bind`.
@@ -99,17 +105,38 @@ impl Server {
                 shared.config.server.bind
             );
         }
-        if shared.config.proxy.upstream.is_some() {
-            tracing::warn!("[proxy] upstream is not implemented yet; other HTTP requests get 404");
+        if let Some(up) = &shared.config.proxy.upstream
+            && let Ok(addrs) = tokio::net::lookup_host(up.authority()).await
+            && addrs.into_iter().any(|a| {
+                a == local_addr
+                    || (a.port() == local_addr.port() && local_addr.ip().is_unspecified())
+            })
+        {
+            return Err(StartError::ProxyLoop(up.origin()));
         }
 
         let stop = shared.stop.clone();
         let s = shared.clone();
         shared.tracker.spawn(stats::run_sampler(
-            move || stats::snapshot(&s.hub, &s.endpoints, s.started, &s.events),
+            move || {
+                stats::snapshot(
+                    &s.hub,
+                    &s.endpoints,
+                    s.started,
+                    &s.events,
+                    s.proxy.as_deref(),
+                )
+            },
             stats_tx,
             stop,
         ));
+        if let Some(process) = shared.proxy.as_ref().and_then(|p| p.process.clone()) {
+            // Stopped before `server_stopped` is written: shutdown waits for `sockets`.
+            let s = shared.clone();
+            shared
+                .sockets
+                .spawn(process.run(move |e| s.events.emit(e), shared.stop.clone()));
+        }
         let app = router(shared.clone());
         shared
             .tracker
@@ -145,7 +172,12 @@ fn new_state(
     ));
     let endpoints = Endpoints::new(&config.endpoints);
     let started = Instant::now();
-    let first = stats::snapshot(&hub, &endpoints, started, &events);
+    let base = paths
+        .config_file
+        .as_deref()
+        .and_then(std::path::Path::parent);
+    let proxy = Proxy::new(&config.proxy, base);
+    let first = stats::snapshot(&hub, &endpoints, started, &events, proxy.as_deref());
     let (stats_tx, stats_rx) = watch::channel(Arc::new(first));
     let shared = Arc::new(Shared {
         endpoints,
@@ -154,6 +186,7 @@ fn new_state(
         session_key: secrets.session_key,
         hub,
         events,
+        proxy,
         stats: stats_rx,
         stop: CancellationToken::new(),
         tracker,
@@ -305,11 +338,11 @@ impl ServerHandle {
 const SOCKETS_GRACE: Duration = Duration::from_secs(8);
 
 /// The whole HTTP surface: `/_sockpit/*`, and the dispatcher for every other request
-/// (WebSocket endpoints, or the passthrough: 404 today, the upstream proxy later).
+/// (WebSocket endpoints, the `[proxy]` upstream, or 404).
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .merge(api::router(shared.clone()))
-        .fallback_service(dispatch::service(shared.clone(), Passthrough::not_found()))
+        .fallback_service(dispatch::service(shared.clone()))
         .with_state(shared)
 }
 

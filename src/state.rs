@@ -21,6 +21,7 @@ use crate::datadir::Paths;
 use crate::endpoint::Endpoints;
 use crate::events::{Event, EventKind, EventLog, preview};
 use crate::hub::{Hub, Target};
+use crate::proxy::Proxy;
 use crate::stats::{self, ConnectionInfo, StatsSnapshot};
 use crate::urls::Urls;
 use crate::wire::Kicked;
@@ -46,6 +47,8 @@ pub(crate) struct Shared {
     pub session_key: String,
     pub hub: Arc<Hub>,
     pub events: EventLog,
+    /// The `[proxy]` upstream, if one is configured.
+    pub proxy: Option<Arc<Proxy>>,
     /// Latest stats snapshot; written by the sampler task only.
     pub stats: watch::Receiver<Arc<StatsSnapshot>>,
     /// Cancelled once, by shutdown: every task watches it.
@@ -75,10 +78,19 @@ impl Shared {
 
     /// Stats with counts taken now and rates from the last sample.
     pub fn snapshot_now(&self) -> StatsSnapshot {
-        let mut s = stats::snapshot(&self.hub, &self.endpoints, self.started, &self.events);
+        let mut s = stats::snapshot(
+            &self.hub,
+            &self.endpoints,
+            self.started,
+            &self.events,
+            self.proxy.as_deref(),
+        );
         let latest = self.stats.borrow();
         s.messages_in_per_s = latest.messages_in_per_s;
         s.messages_out_per_s = latest.messages_out_per_s;
+        if let (Some(p), Some(l)) = (&mut s.proxy, &latest.proxy) {
+            p.requests_per_s = l.requests_per_s;
+        }
         s
     }
 

@@ -17,6 +17,7 @@ use crate::close::DropReason;
 use crate::endpoint::Endpoints;
 use crate::events::EventLog;
 use crate::hub::{Conn, Hub};
+use crate::proxy::{Proxy, ProxyStatus};
 
 /// How often the sampler runs (and the UI gets a stats frame).
 pub const SAMPLE_EVERY: Duration = Duration::from_millis(250);
@@ -60,6 +61,10 @@ pub struct StatsSnapshot {
     #[ts(optional)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_error: Option<String>,
+    /// The `[proxy]` upstream, when one is configured.
+    #[ts(optional)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<ProxyStatus>,
 }
 
 /// One connection in `GET /_sockpit/api/connections`.
@@ -119,6 +124,7 @@ pub fn snapshot(
     endpoints: &Endpoints,
     started: Instant,
     events: &EventLog,
+    proxy: Option<&Proxy>,
 ) -> StatsSnapshot {
     let counts = hub.counts();
     let mut per_endpoint: BTreeMap<String, u64> = endpoints
@@ -153,6 +159,7 @@ pub fn snapshot(
         dropped_clients: s.dropped(),
         log_dropped: events.dropped(),
         log_error: events.file_error(),
+        proxy: proxy.map(Proxy::status),
     }
 }
 
@@ -162,7 +169,8 @@ pub async fn run_sampler(
     tx: watch::Sender<Arc<StatsSnapshot>>,
     stop: CancellationToken,
 ) {
-    let mut history: VecDeque<(Instant, u64, u64)> = VecDeque::new();
+    // (when, messages in, messages out, proxied requests)
+    let mut history: VecDeque<(Instant, u64, u64, u64)> = VecDeque::new();
     let mut tick = tokio::time::interval(SAMPLE_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
@@ -172,15 +180,19 @@ pub async fn run_sampler(
         }
         let mut snap = take();
         let now = Instant::now();
-        history.push_back((now, snap.messages_in, snap.messages_out));
+        let requests = snap.proxy.as_ref().map_or(0, |p| p.requests);
+        history.push_back((now, snap.messages_in, snap.messages_out, requests));
         while history.len() > 5 {
             history.pop_front();
         }
-        if let Some(&(t0, in0, out0)) = history.front() {
+        if let Some(&(t0, in0, out0, req0)) = history.front() {
             let dt = now.duration_since(t0).as_secs_f64();
             if dt > 0.0 {
                 snap.messages_in_per_s = ((snap.messages_in - in0) as f64 / dt).round();
                 snap.messages_out_per_s = ((snap.messages_out - out0) as f64 / dt).round();
+                if let Some(p) = &mut snap.proxy {
+                    p.requests_per_s = ((requests - req0) as f64 / dt).round();
+                }
             }
         }
         tx.send_replace(Arc::new(snap));

@@ -53,6 +53,14 @@ pub(super) async fn apply(
             "log.file cannot be changed through Settings: it is fixed when Sockpit starts (edit the file by hand and restart)".into(),
         ));
     }
+    // A command set over HTTP would be run by Sockpit: any page that can reach the API
+    // (with `[proxy]`, the app's own pages share this origin) must not choose programs.
+    let (was, will) = (&shared.config.proxy, &next.proxy);
+    if (&was.command, &was.cwd, &was.env) != (&will.command, &will.cwd, &will.env) {
+        return Err(ApiError::Unprocessable(
+            "proxy.command, proxy.cwd and proxy.env cannot be changed through Settings: Sockpit runs that command, so it is set only in the file (edit it by hand and restart)".into(),
+        ));
+    }
     let now = shared.local_addr;
     // Port 0 (any free port) keeps the port in force: the page must know where to go.
     if next.server.port == 0 {
