@@ -14,6 +14,7 @@ export const CloseCode = {
   Forbidden: 4003,
   NoEndpoint: 4004,
   TooManyConnections: 4029,
+  UpstreamFailed: 4502,
 } as const;
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
 
@@ -21,7 +22,7 @@ export type DropReason = "idle_timeout" | "kicked" | "message_too_big" | "send_q
 
 export type UserId = string | number;
 
-export type EventKind = "server_started" | "server_stopped" | "server_error" | "handshake_rejected" | "connected" | "disconnected" | "message_in" | "message_out" | "published" | "webhook_failed";
+export type EventKind = "server_started" | "server_stopped" | "server_error" | "handshake_rejected" | "connected" | "disconnected" | "message_in" | "message_out" | "published" | "webhook_failed" | "http_request" | "upstream_output" | "upstream_state";
 
 export type Event = { 
 /**
@@ -84,7 +85,73 @@ preview?: string,
 /**
  * Recipients reached (publish, broadcast).
  */
-delivered?: number, };
+delivered?: number, 
+/**
+ * HTTP method (proxied requests).
+ */
+method?: string, 
+/**
+ * HTTP status (proxied requests).
+ */
+status?: number, 
+/**
+ * Milliseconds from the request to the end of its answer (proxied requests).
+ */
+duration_ms?: number, };
+
+export type ProcessState = "starting" | "ready" | "exited" | "crash_loop" | "stopped";
+
+export type ProcessStatus = { 
+/**
+ * The command line.
+ */
+command: string, 
+/**
+ * What it is doing.
+ */
+state: ProcessState, 
+/**
+ * Its process id (the group's id too), while it runs.
+ */
+pid?: number, 
+/**
+ * Its last exit code (negative: killed by that signal).
+ */
+exit_code?: number, 
+/**
+ * Restarts since the server started.
+ */
+restarts: number, 
+/**
+ * One line for people: `ready at http://127.0.0.1:8001 after 1.4s`.
+ */
+detail: string, };
+
+export type ProxyStatus = { 
+/**
+ * `http://host:port`.
+ */
+upstream: string, 
+/**
+ * Whether WebSockets on unknown paths are relayed.
+ */
+websockets: boolean, 
+/**
+ * Requests forwarded since start.
+ */
+requests: number, 
+/**
+ * Requests per second over the last second (set by the sampler).
+ */
+requests_per_s: number, 
+/**
+ * The latest errors, oldest first (`12:00:01 GET /api/: 502 connection refused`).
+ */
+errors: Array<string>, 
+/**
+ * The command Sockpit runs, if it runs one.
+ */
+process?: ProcessStatus, };
 
 export type StatsSnapshot = { 
 /**
@@ -150,7 +217,11 @@ log_dropped: number,
 /**
  * Why the log file cannot be written right now (disk full…), if it cannot.
  */
-log_error?: string, };
+log_error?: string, 
+/**
+ * The `[proxy]` upstream, when one is configured.
+ */
+proxy?: ProxyStatus, };
 
 export type ConnectionInfo = { 
 /**
