@@ -130,6 +130,9 @@ pub async fn run(config: &Config, verifier: &Verifier, opts: &Options) -> Report
             checks.push(check_endpoint(addr, e, verifier, &config.auth.token_sources).await);
         }
     }
+    if let Some(upstream) = &config.proxy.upstream {
+        checks.extend(check_upstream(config, upstream, addr).await);
+    }
     if let Some(token) = &opts.token {
         checks.extend(explain_token(config, verifier, token));
     }
@@ -196,6 +199,125 @@ async fn check_server(addr: SocketAddr) -> Check {
             "stop whatever holds the port, or run Sockpit on another port",
         ),
     }
+}
+
+/// The `[proxy]` upstream, asked directly the way Sockpit asks it (with the Host a
+/// browser sends to Sockpit): does it answer, does Django's `ALLOWED_HOSTS` take that
+/// Host, and is it an ASGI server that can hold WebSockets or plain WSGI (runserver).
+async fn check_upstream(
+    config: &Config,
+    upstream: &crate::config::UpstreamUrl,
+    sockpit: SocketAddr,
+) -> Vec<Check> {
+    let name = "upstream";
+    let host = format!("localhost:{}", sockpit.port());
+    let answer = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut s = TcpStream::connect(upstream.authority()).await?;
+        s.write_all(
+            format!("GET / HTTP/1.0\r\nHost: {host}\r\nAccept: text/html\r\n\r\n").as_bytes(),
+        )
+        .await?;
+        let mut buf = Vec::new();
+        // The head and the start of the page are enough.
+        (&mut s).take(64 << 10).read_to_end(&mut buf).await?;
+        std::io::Result::Ok(String::from_utf8_lossy(&buf).into_owned())
+    })
+    .await;
+    let runs = match &config.proxy.command {
+        Some(cmd) => format!("Sockpit runs `{cmd}`: its output is in Logs (Upstream output)"),
+        None => format!(
+            "start your app server on {upstream}, or set [proxy] command so Sockpit runs it"
+        ),
+    };
+    let resp = match answer {
+        Ok(Ok(resp)) if resp.starts_with("HTTP/") => resp,
+        Ok(Ok(_)) => {
+            return vec![Check::fail(
+                name,
+                format!("{upstream} answers, but not with HTTP"),
+                "point [proxy] upstream at your app server's HTTP address",
+            )];
+        }
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            return vec![Check::fail(
+                name,
+                format!("nothing listens on {upstream}"),
+                runs,
+            )];
+        }
+        Ok(Err(e)) => return vec![Check::fail(name, format!("{upstream}: {e}"), runs)],
+        Err(_) => {
+            return vec![Check::fail(
+                name,
+                format!("{upstream} did not answer GET / within 5s"),
+                runs,
+            )];
+        }
+    };
+    let status: u16 = resp
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let head = resp.split("\r\n\r\n").next().unwrap_or("");
+    let server = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("server")
+                .then(|| v.trim().to_string())
+        })
+        .unwrap_or_default();
+    let mut checks = Vec::new();
+    if status == 400 && (resp.contains("DisallowedHost") || resp.contains("Invalid HTTP_HOST")) {
+        checks.push(Check::fail(
+            "upstream ALLOWED_HOSTS",
+            format!("Django refuses the Host browsers send through Sockpit ({host}): HTTP 400 DisallowedHost"),
+            "add \"localhost\" and \"127.0.0.1\" to ALLOWED_HOSTS in settings.py (Sockpit keeps the browser's Host so CSRF checks pass)",
+        ));
+    } else {
+        checks.push(Check::pass(
+            name,
+            format!(
+                "{upstream} answers GET / with HTTP {status}{}",
+                if server.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({server})")
+                }
+            ),
+        ));
+    }
+    let lower = server.to_ascii_lowercase();
+    let kind = "upstream websockets";
+    if lower.starts_with("wsgiserver") {
+        checks.push(if config.proxy.websockets {
+            Check::warn(
+                kind,
+                format!("{server} is Django's runserver (WSGI): it cannot hold a WebSocket, so relayed sockets will close with 4502"),
+                "run your consumers under daphne or uvicorn as [proxy] command, or move the sockets to Sockpit endpoints and set websockets = false",
+            )
+        } else {
+            Check::pass(
+                kind,
+                format!("{server} is Django's runserver (WSGI): sockets are Sockpit's endpoints, pages and API are proxied"),
+            )
+        });
+    } else if lower.starts_with("daphne")
+        || lower.starts_with("uvicorn")
+        || lower.starts_with("hypercorn")
+    {
+        checks.push(if config.proxy.websockets {
+            Check::pass(kind, format!("{server} is an ASGI server: Channels consumers answer behind Sockpit"))
+        } else {
+            Check::warn(
+                kind,
+                format!("{server} is an ASGI server, but [proxy] websockets is off: upgrades on paths that are not Sockpit endpoints get 4004"),
+                "set [proxy] websockets = true to relay your consumers' sockets",
+            )
+        });
+    }
+    checks
 }
 
 /// Connects to an endpoint (params filled with `test`) with a minted token, presented

@@ -778,3 +778,93 @@ async fn a_missing_working_directory_is_named() -> Result<()> {
     );
     Ok(())
 }
+
+/// A stand-in for an upstream that answers `/` with `status`, `server` and `body`.
+async fn upstream_answering(status: u16, server: &'static str, body: &'static str) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = Router::new().route(
+        "/",
+        get(move || async move {
+            (
+                StatusCode::from_u16(status).unwrap(),
+                [(header::SERVER, server)],
+                body,
+            )
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+async fn doctor(server: &TestServer) -> Vec<Value> {
+    let r: Value = client()
+        .post(server.http("/_sockpit/api/doctor"))
+        .bearer_auth(KEY)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    r["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["name"].as_str().unwrap().starts_with("upstream"))
+        .cloned()
+        .collect()
+}
+
+#[tokio::test]
+async fn doctor_tells_wsgi_from_asgi_and_catches_allowed_hosts() {
+    // runserver with websockets relayed: a warning that says why.
+    let up = upstream_answering(200, "WSGIServer/0.2 CPython/3.11.2", "<html>").await;
+    let server = TestServer::start(proxy_config(up, "websockets = true")).await;
+    let checks = doctor(&server).await;
+    assert_eq!(checks[0]["verdict"], "pass", "{checks:?}");
+    assert_eq!(checks[1]["verdict"], "warn");
+    assert!(
+        checks[1]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("cannot hold a WebSocket")
+    );
+
+    // daphne behind Sockpit with websockets relayed.
+    let up = upstream_answering(200, "daphne", "<html>").await;
+    let server = TestServer::start(proxy_config(up, "websockets = true")).await;
+    let checks = doctor(&server).await;
+    assert_eq!(checks[1]["verdict"], "pass", "{checks:?}");
+    assert!(checks[1]["detail"].as_str().unwrap().contains("ASGI"));
+
+    // Django refusing the Host.
+    let up = upstream_answering(
+        400,
+        "WSGIServer/0.2 CPython/3.11.2",
+        "<title>DisallowedHost at /</title> Invalid HTTP_HOST header: 'localhost:8000'.",
+    )
+    .await;
+    let server = TestServer::start(proxy_config(up, "")).await;
+    let checks = doctor(&server).await;
+    assert_eq!(checks[0]["name"], "upstream ALLOWED_HOSTS");
+    assert_eq!(checks[0]["verdict"], "fail");
+    assert!(checks[0]["fix"].as_str().unwrap().contains("ALLOWED_HOSTS"));
+
+    // Nothing there.
+    let dead = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let server = TestServer::start(proxy_config(dead, "")).await;
+    let checks = doctor(&server).await;
+    assert_eq!(checks[0]["verdict"], "fail");
+    assert!(
+        checks[0]["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("nothing listens on")
+    );
+}
