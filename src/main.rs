@@ -243,6 +243,20 @@ fn banner(handle: &sockpit::ServerHandle, paths: &Paths) {
             }
         );
     }
+    let proxy = &handle.config().proxy;
+    if let Some(up) = &proxy.upstream {
+        say!(
+            "  Proxy      every other request → {up}{}",
+            if proxy.websockets {
+                " (WebSockets too)"
+            } else {
+                ""
+            }
+        );
+        if let Some(cmd) = &proxy.command {
+            say!("  Runs       {cmd}");
+        }
+    }
     say!("  Publish    POST {}", urls.publish());
     if handle.config().api.key.is_empty() {
         say!(

@@ -337,3 +337,42 @@ async fn idle_sockets_are_capped() -> Result<()> {
     assert_eq!(answer.text().await?, "ok");
     Ok(())
 }
+
+/// An upstream that answers every request with `mib` MiB, in 64 KiB chunks.
+async fn huge_upstream(mib: usize) -> std::net::SocketAddr {
+    use axum::body::{Body, Bytes};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new().fallback(move || async move {
+        let chunk = Bytes::from(vec![b'x'; 64 << 10]);
+        let chunks = futures_util::stream::iter(
+            (0..mib * 16).map(move |_| Ok::<_, std::io::Error>(chunk.clone())),
+        );
+        Body::from_stream(chunks)
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+#[tokio::test]
+async fn a_huge_upstream_answer_streams_through_in_constant_memory() -> Result<()> {
+    let up = huge_upstream(256).await;
+    let srv = Spawned::serve(&format!("[proxy]\nupstream = \"http://{up}\"\n"))?;
+    // Warm up: the first request builds the client's pool.
+    let r = reqwest::get(srv.http("/warm")).await?;
+    assert_eq!(r.status(), 200);
+    drop(r);
+    let before = srv.rss_kib();
+    let mut r = reqwest::get(srv.http("/big")).await?;
+    let mut total = 0usize;
+    while let Some(c) = r.chunk().await? {
+        total += c.len();
+    }
+    assert_eq!(total, 256 << 20);
+    let grown_mib = srv.rss_kib().saturating_sub(before) / 1024;
+    assert!(
+        grown_mib < 16,
+        "256 MiB through the proxy grew the server by {grown_mib} MiB"
+    );
+    Ok(())
+}

@@ -868,3 +868,50 @@ async fn doctor_tells_wsgi_from_asgi_and_catches_allowed_hosts() {
             .starts_with("nothing listens on")
     );
 }
+
+#[tokio::test]
+async fn hostile_upstream_frames_and_output_are_bounded() -> Result<()> {
+    // An upstream socket that sends a message over max_message_bytes: that client gets
+    // 1009, the server goes on.
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let up = listener.local_addr()?;
+    let app = Router::new().route(
+        "/ws/huge",
+        get(|ws: WebSocketUpgrade| async move {
+            ws.on_upgrade(|mut s| async move {
+                let _ = s.send(AxMessage::Text("x".repeat(2 << 20).into())).await;
+                while let Some(Ok(_)) = s.recv().await {}
+            })
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let server = TestServer::start(proxy_config(up, "websockets = true")).await;
+    let mut ws = connect(&server.ws("/ws/huge"), &[]).await?;
+    let (code, reason) = closed(&mut ws).await?;
+    assert_eq!(code, 1009, "{reason}");
+    assert_eq!(reason, "the upstream sent a message over max_message_bytes");
+    let r = client()
+        .get(server.http("/_sockpit/healthz"))
+        .send()
+        .await?;
+    assert_eq!(r.status(), 200);
+
+    // A command that prints 8 MB without a newline: one line, cut.
+    let port = free_port();
+    let up: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+    let cmd = "head -c 8000000 /dev/zero | tr '\\0' x; echo; echo after; sleep 30";
+    let server = TestServer::start(proxy_config(up, &format!("command = {cmd:?}\n"))).await;
+    let e = event(&server, "upstream_output", |e| e["reason"] == "after").await;
+    let lines: Vec<Value> = server
+        .handle
+        .recent_events()
+        .iter()
+        .map(|e| serde_json::from_str::<Value>(&e.json).unwrap())
+        .filter(|e| e["kind"] == "upstream_output")
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    let long = lines[0]["reason"].as_str().unwrap();
+    assert!(long.len() <= 512 && long.ends_with('…'), "{}", long.len());
+    assert!(e["seq"].as_u64().unwrap() > lines[0]["seq"].as_u64().unwrap());
+    Ok(())
+}
