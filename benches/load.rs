@@ -8,7 +8,7 @@
 //!
 //! `cargo bench --bench load` (or `make bench`). Knobs: `SOCKPIT_BENCH_CONNS` (10000),
 //! `SOCKPIT_BENCH_SUBS` (1000), `SOCKPIT_BENCH_RATE` (50), `SOCKPIT_BENCH_SECS` (10),
-//! `SOCKPIT_BENCH_ONLY` (`handshakes`, `fanout` or `hostile`: one scenario),
+//! `SOCKPIT_BENCH_ONLY` (`handshakes`, `fanout`, `hostile` or `proxy`: one scenario),
 //! `SOCKPIT_BENCH_BIN` (another `sockpit` binary to measure, for before/after runs).
 //! Every loop is bounded in count and time; the only target is 127.0.0.1.
 
@@ -46,12 +46,19 @@ impl Drop for ServerProc {
 }
 
 fn start_server(dir: &std::path::Path) -> Result<ServerProc> {
+    start_server_with(dir, "")
+}
+
+/// The bench server with `extra` TOML appended to its config.
+fn start_server_with(dir: &std::path::Path, extra: &str) -> Result<ServerProc> {
     std::fs::write(
         dir.join("sockpit.toml"),
-        "[server]\nmax_connections = 50000\n[log]\nring = 1000\n\n\
+        format!(
+            "[server]\nmax_connections = 50000\n[log]\nring = 1000\n\n\
          [[endpoint]]\npath = \"/ws/dashboard/\"\nchannel = \"dashboard\"\n\n\
          [[endpoint]]\npath = \"/ws/echo/\"\nauth = \"none\"\non_message = \"echo\"\n\n\
-         [[endpoint]]\npath = \"/ws/chat/{room}/\"\nchannel = \"chat.{room}\"\nauth = \"none\"\n",
+         [[endpoint]]\npath = \"/ws/chat/{{room}}/\"\nchannel = \"chat.{{room}}\"\nauth = \"none\"\n{extra}"
+        ),
     )?;
     // SOCKPIT_BENCH_BIN: another build of the server, for before/after runs.
     let bin = std::env::var("SOCKPIT_BENCH_BIN")
@@ -374,6 +381,92 @@ async fn hostile() -> Result<()> {
     Ok(())
 }
 
+/// A 1 KiB page from an upstream on its own thread and runtime (so the load generator
+/// does not starve it), as Django's runserver would serve it, only faster.
+fn page_upstream() -> Result<std::net::SocketAddr> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    listener.set_nonblocking(true)?;
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+            let page = "x".repeat(1024);
+            let app = axum::Router::new().fallback(move || {
+                let page = page.clone();
+                async move { page }
+            });
+            let _ = axum::serve(listener, app).await;
+        });
+    });
+    Ok(addr)
+}
+
+/// `conc` keep-alive clients request `url` for `secs`; returns requests/s and the
+/// latencies in ms, sorted.
+async fn hammer(url: &str, conc: usize, secs: u64) -> Result<(f64, Vec<f64>)> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(conc)
+        .build()?;
+    let until = Instant::now() + Duration::from_secs(secs);
+    let mut tasks = Vec::new();
+    for _ in 0..conc {
+        let (client, url) = (client.clone(), url.to_string());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            while Instant::now() < until {
+                let t = Instant::now();
+                let r = client.get(&url).send().await?;
+                anyhow::ensure!(r.status() == 200, "status {}", r.status());
+                r.bytes().await?;
+                lat.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+            anyhow::Ok(lat)
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await??);
+    }
+    all.sort_by(|a, b| a.total_cmp(b));
+    Ok((all.len() as f64 / secs as f64, all))
+}
+
+/// Requests/s and latency for a 1 KiB page, direct and through Sockpit's `[proxy]`.
+async fn proxy_overhead(secs: u64) -> Result<()> {
+    let up = page_upstream()?;
+    let dir = std::env::temp_dir().join(format!("sockpit-bench-proxy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let server = start_server_with(&dir, &format!("\n[proxy]\nupstream = \"http://{up}\"\n"))?;
+    let through = format!("http://127.0.0.1:{}/page", server.port);
+    let direct = format!("http://{up}/page");
+    // Warm both paths (connection pools, the proxy's client).
+    hammer(&through, 4, 1).await?;
+    hammer(&direct, 4, 1).await?;
+    println!("\nproxy: a 1 KiB page, 1 and 32 keep-alive clients, {secs}s each");
+    for conc in [1usize, 32] {
+        let (d_rps, d) = hammer(&direct, conc, secs).await?;
+        let cpu0 = cpu_secs(server.pid)?;
+        let (p_rps, p) = hammer(&through, conc, secs).await?;
+        let cpu = cpu_secs(server.pid)? - cpu0;
+        println!(
+            "  {conc:>2} clients  direct {d_rps:>7.0} req/s p50 {:.3} ms p99 {:.3} ms | through Sockpit {p_rps:>7.0} req/s p50 {:.3} ms p99 {:.3} ms | added p50 {:.3} ms | Sockpit CPU {:.0}%",
+            percentile(&d, 0.50),
+            percentile(&d, 0.99),
+            percentile(&p, 0.50),
+            percentile(&p, 0.99),
+            percentile(&p, 0.50) - percentile(&d, 0.50),
+            cpu / secs as f64 * 100.0,
+        );
+    }
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
 fn main() -> Result<()> {
     // `cargo bench` passes `--bench`; nothing else is parsed.
     let conns = env_num("SOCKPIT_BENCH_CONNS", 10_000);
@@ -400,6 +493,9 @@ fn main() -> Result<()> {
         }
         if run("hostile") {
             hostile().await?;
+        }
+        if run("proxy") {
+            proxy_overhead(secs).await?;
         }
         Ok(())
     })
