@@ -21,7 +21,8 @@ run:
 # desktop shell on Tauri's mock runtime), WebSocket protocol conformance (Autobahn
 # cases 1-10), a short fuzzing run of every fuzz target, UI type check and unit tests,
 # the browser
-# end-to-end suite against `sockpit serve`, and the desktop app in a real window
+# end-to-end suite against `sockpit serve` (with a real Django project behind its proxy,
+# from PyPI into target/django-venv), and the desktop app in a real window
 # under Xvfb driven by WebDriver.
 test:
 	@scripts/deps.sh test
@@ -34,6 +35,7 @@ test:
 	set -o pipefail; scripts/fuzz.sh 20 2>&1 | tee target/fuzz.log
 	npm --prefix ui run check
 	set -o pipefail; npm --prefix ui test 2>&1 | tee target/ui-test.log
+	scripts/django-venv.sh
 	set -o pipefail; SOCKPIT_BIN=$(CURDIR)/target/debug/sockpit npm --prefix ui run e2e 2>&1 | tee target/e2e.log
 	set -o pipefail; SOCKPIT_DESKTOP_BIN=$(CURDIR)/target/debug/sockpit-desktop \
 	  xvfb-run -a -s "-screen 0 1280x800x24" dbus-run-session -- npm --prefix ui run e2e:desktop 2>&1 \

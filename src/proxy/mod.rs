@@ -75,6 +75,8 @@ impl Proxy {
     /// from `base` (the config file's folder).
     pub fn new(config: &ProxyConfig, base: Option<&Path>) -> Option<Arc<Self>> {
         let upstream = config.upstream.clone()?;
+        // `sockpit.toml`'s folder is "": the working directory.
+        let base = base.filter(|b| !b.as_os_str().is_empty());
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
         connector.set_nodelay(true);

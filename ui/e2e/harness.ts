@@ -19,6 +19,8 @@ export interface Served {
   /** The UI login URL `sockpit serve` printed. */
   loginUrl: string;
   dataDir: string;
+  /** Resolves with the exit code once the process has exited. */
+  exited: Promise<number | null>;
   stop(): void;
 }
 
@@ -31,9 +33,10 @@ export function startServer(opts: { config?: string; env?: Record<string, string
     env: { ...process.env, SOCKPIT_DATA_DIR: dataDir, SOCKPIT_LOG: "warn", ...opts.env },
     stdio: ["ignore", "pipe", "inherit"],
   });
+  const exited = new Promise<number | null>((ok) => server.once("exit", (code) => ok(code)));
   const stop = () => {
     server.kill("SIGTERM");
-    rmSync(dataDir, { recursive: true, force: true });
+    void exited.then(() => rmSync(dataDir, { recursive: true, force: true }));
   };
   let base = "";
   return new Promise((ok, fail) => {
@@ -45,7 +48,7 @@ export function startServer(opts: { config?: string; env?: Record<string, string
       const login = line.match(/UI login\s+(\S+)/);
       if (login) {
         clearTimeout(timer);
-        ok({ base, loginUrl: login[1], dataDir, stop });
+        ok({ base, loginUrl: login[1], dataDir, exited, stop });
       }
     });
   });

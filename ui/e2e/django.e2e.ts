@@ -1,0 +1,188 @@
+// The Django drop-in, end to end: a real Django project (tests/fixtures/django: Django,
+// Channels, daphne, SimpleJWT, from PyPI into target/django-venv) started by the real
+// `sockpit serve` through `[proxy] command`, driven by Debian's Chromium.
+import { readdirSync, readFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import type { Browser, Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { DOCS, ROOT, launchChromium, startServer, type Served } from "./harness";
+
+const FIXTURE = join(ROOT, "tests/fixtures/django");
+const VENV = join(ROOT, "target/django-venv/bin");
+// The fixture's SECRET_KEY: SimpleJWT signs with it, Sockpit verifies with it.
+const SECRET = "fixture-secret-not-for-production-0123456789abcdef";
+
+let browser: Browser;
+beforeAll(async () => {
+  browser = await launchChromium();
+});
+afterAll(async () => {
+  await browser?.close();
+});
+
+function freePort(): Promise<number> {
+  return new Promise((ok, fail) => {
+    const s = createServer();
+    s.once("error", fail);
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => ok(port));
+    });
+  });
+}
+
+/** Sockpit with the fixture as its upstream, run by `server` (runserver or daphne). */
+async function sockpitWithDjango(server: "runserver" | "daphne", port: number): Promise<Served> {
+  const run =
+    server === "runserver"
+      ? `${VENV}/python manage.py runserver 127.0.0.1:${port}`
+      : `${VENV}/daphne -b 127.0.0.1 -p ${port} core.asgi:application`;
+  const endpoints =
+    server === "runserver"
+      ? `[[endpoint]]\npath = "/ws/dashboard/"\nchannel = "dashboard"\n`
+      : // Daphne holds /ws/dashboard/; Sockpit keeps one endpoint of its own.
+        `[[endpoint]]\npath = "/_echo/"\nauth = "none"\non_message = "echo"\n`;
+  const config = `
+[auth]
+secret = "${SECRET}"
+
+${endpoints}
+[proxy]
+upstream = "http://127.0.0.1:${port}"
+websockets = ${server === "daphne"}
+command = "${VENV}/python manage.py migrate --noinput -v 0 && exec ${run}"
+cwd = "${FIXTURE}"
+env = { FIXTURE_DB = "db-${port}.sqlite3", DJANGO_SECRET_KEY = "${SECRET}" }
+`;
+  return startServer({ config });
+}
+
+const keyOf = (s: Served) => new URL(s.loginUrl).searchParams.get("key")!;
+
+async function api(s: Served, path: string, init: RequestInit = {}): Promise<any> {
+  const r = await fetch(`${s.base}${path}`, {
+    ...init,
+    headers: { authorization: `Bearer ${keyOf(s)}`, "content-type": "application/json" },
+  });
+  expect(r.ok, `${path}: ${r.status}`).toBe(true);
+  return r.json();
+}
+
+/** Waits until the command's state is `state`; returns the process status. */
+async function processState(s: Served, state: string, ms = 45_000): Promise<any> {
+  const until = Date.now() + ms;
+  for (;;) {
+    const p = (await api(s, "/_sockpit/api/stats")).proxy.process;
+    if (p.state === state) return p;
+    if (Date.now() > until) throw new Error(`process never ${state}: ${JSON.stringify(p)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Processes whose command line mentions `marker`. */
+function processesWith(marker: string): string[] {
+  const found: string[] = [];
+  for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ");
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const zombie = stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
+      if (!zombie && cmd.includes(marker) && pid !== String(process.pid)) found.push(`${pid}: ${cmd}`);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
+}
+
+async function logIn(page: Page) {
+  await page.fill("#password", "wonderland");
+  await page.click("#login");
+  await page.waitForFunction(() => document.querySelector("#who")?.textContent === "alice");
+}
+
+describe("a Django project behind Sockpit", () => {
+  test("runserver: pages and login through the proxy, the socket on a Sockpit endpoint, a crash restarts it, Quit leaves no Python", async () => {
+    const port = await freePort();
+    const served = await sockpitWithDjango("runserver", port);
+    try {
+      await processState(served, "ready");
+      const page = await browser.newPage();
+      // Loaded through Sockpit: Django sets its CSRF cookie on the page.
+      const r = await page.goto(`${served.base}/`);
+      expect(r!.status()).toBe(200);
+      expect(await page.title()).toBe("Sockpit Django fixture");
+      // POST with CSRF through the proxy, session cookie back, socket on Sockpit.
+      await logIn(page);
+      await page.waitForFunction(() => document.querySelector("#status")?.textContent === "open");
+      const delivered = await api(served, "/_sockpit/api/publish", {
+        method: "POST",
+        body: JSON.stringify({ channel: "dashboard", data: { type: "dashboard.update", count: 3 } }),
+      });
+      expect(delivered.delivered).toBe(1);
+      await page.waitForFunction(() =>
+        (window as any).fixture.messages.includes('{"count":3,"type":"dashboard.update"}'),
+      );
+      const conns = await api(served, "/_sockpit/api/connections");
+      expect(conns.connections[0].endpoint).toBe("/ws/dashboard/");
+      expect(conns.connections[0].user).toBe("1");
+
+      // The upstream killed mid-test: the 502 page while it is down, then it is back.
+      const before = await processState(served, "ready");
+      process.kill(before.pid, "SIGKILL");
+      await processState(served, "exited", 5_000);
+      const down = await page.goto(`${served.base}/`);
+      expect(down!.status()).toBe(502);
+      const text = await page.textContent("body");
+      expect(text).toContain(`http://127.0.0.1:${port}`);
+      expect(text).toContain("Sockpit runs it");
+      expect(text).toContain("killed by signal 9");
+      await page.screenshot({ path: join(DOCS, "proxy-502.png") });
+      const again = await processState(served, "ready");
+      expect(again.restarts).toBe(1);
+      expect((await page.goto(`${served.base}/`))!.status()).toBe(200);
+      await page.close();
+    } finally {
+      served.stop();
+      await served.exited;
+    }
+    // Quit (SIGTERM) took runserver and its autoreloader child with it.
+    expect(processesWith(`runserver 127.0.0.1:${port}`)).toEqual([]);
+  }, 120_000);
+
+  test("daphne: consumers behind Sockpit, messages both ways, an expired token closes 4003 with a reason", async () => {
+    const port = await freePort();
+    const served = await sockpitWithDjango("daphne", port);
+    try {
+      await processState(served, "ready");
+      const page = await browser.newPage();
+      await page.goto(`${served.base}/`);
+      await logIn(page);
+      await page.waitForFunction(() => document.querySelector("#status")?.textContent === "open");
+      await page.waitForFunction(() =>
+        (window as any).fixture.messages.some((m: string) => m.includes('"type": "hello"')),
+      );
+      await page.fill("#msg", "hi from the browser");
+      await page.click("#send");
+      await page.waitForFunction(() =>
+        (window as any).fixture.messages.some((m: string) => m.includes("hi from the browser")),
+      );
+      const conns = await api(served, "/_sockpit/api/connections");
+      expect(conns.connections.map((c: any) => c.endpoint)).toEqual(["upstream"]);
+      expect(conns.connections[0].msgs_in).toBe(1);
+
+      // Daphne answers the refused handshake with HTTP 403; the page reads why.
+      await page.click("#expired");
+      await page.waitForFunction(() => document.querySelector("#status")?.textContent?.startsWith("closed 4"));
+      const status = await page.textContent("#status");
+      expect(status).toMatch(/^closed 4003 upstream refused: HTTP 403 \(token expired or invalid\? Origin not allowed\?\)/);
+      await page.screenshot({ path: join(DOCS, "django-expired-token.png") });
+      await page.close();
+    } finally {
+      served.stop();
+      await served.exited;
+    }
+    expect(processesWith(`-p ${port} core.asgi`)).toEqual([]);
+  }, 120_000);
+});
