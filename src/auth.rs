@@ -152,6 +152,46 @@ pub fn redact_query(query: &str, sources: &[TokenSource]) -> String {
         .join("&")
 }
 
+/// A log line with its secrets redacted: the query strings in it ([`redact_query`]) and
+/// anything shaped like a JWT (`eyJ….….…`). An upstream's access log prints request URLs
+/// whole, tokens included.
+pub fn redact_text(text: &str, sources: &[TokenSource]) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(q) = rest.find('?') {
+        out.push_str(&rest[..=q]);
+        let after = &rest[q + 1..];
+        let end = after
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | '#'))
+            .unwrap_or(after.len());
+        out.push_str(&redact_query(&after[..end], sources));
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    redact_jwts(&out)
+}
+
+fn redact_jwts(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("eyJ") {
+        let from = &rest[i..];
+        let len = from
+            .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+            .unwrap_or(from.len());
+        let candidate = &from[..len];
+        out.push_str(&rest[..i]);
+        if candidate.split('.').filter(|p| !p.is_empty()).count() == 3 {
+            out.push_str("…redacted");
+        } else {
+            out.push_str(candidate);
+        }
+        rest = &from[len..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Why a handshake's token was refused. Its `Display` is the 4001 close reason; the
 /// doctor builds its explanations from the variant. Never contains the token.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -586,6 +626,27 @@ pub fn parse_ttl(s: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_lines_lose_their_tokens() {
+        let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJ1c2VyX2lkIjoxfQ.c2lnbmF0dXJl";
+        let line = format!(
+            "[02/Dec/2026] \"GET /ws/dashboard/?token={jwt}&room=1 HTTP/1.1\" 403 - Bearer {jwt} ?key=k1"
+        );
+        let out = redact_text(&line, &[TokenSource::Query("t2".into())]);
+        assert!(!out.contains("eyJ1c2Vy"), "{out}");
+        assert!(!out.contains("k1"), "{out}");
+        assert!(out.contains("?token=…redacted&room=1 HTTP/1.1"), "{out}");
+        assert!(out.contains("Bearer …redacted"), "{out}");
+        assert_eq!(
+            redact_text("/x/?t2=s&y=2", &[TokenSource::Query("t2".into())]),
+            "/x/?t2=…redacted&y=2"
+        );
+        assert_eq!(
+            redact_text("Are you sure? yes. eyJ alone", &[]),
+            "Are you sure? yes. eyJ alone"
+        );
+    }
 
     fn hs256() -> Verifier {
         Verifier::new(&AuthConfig::default(), "s3cret").unwrap()

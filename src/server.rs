@@ -176,7 +176,7 @@ fn new_state(
         .config_file
         .as_deref()
         .and_then(std::path::Path::parent);
-    let proxy = Proxy::new(&config.proxy, base);
+    let proxy = Proxy::new(&config, base);
     let first = stats::snapshot(&hub, &endpoints, started, &events, proxy.as_deref());
     let (stats_tx, stats_rx) = watch::channel(Arc::new(first));
     let shared = Arc::new(Shared {

@@ -19,7 +19,7 @@ use parking_lot::Mutex;
 use serde::Serialize;
 use ts_rs::TS;
 
-use crate::config::{ProxyConfig, UpstreamUrl};
+use crate::config::{Config, UpstreamUrl};
 pub use process::{Process, ProcessState, ProcessStatus};
 
 /// How long connecting to the upstream may take before the request gets a 502.
@@ -73,7 +73,8 @@ pub struct ProxyStatus {
 impl Proxy {
     /// The proxy of `config`, or `None` without an upstream. A relative `cwd` is taken
     /// from `base` (the config file's folder).
-    pub fn new(config: &ProxyConfig, base: Option<&Path>) -> Option<Arc<Self>> {
+    pub fn new(whole: &Config, base: Option<&Path>) -> Option<Arc<Self>> {
+        let config = &whole.proxy;
         let upstream = config.upstream.clone()?;
         // `sockpit.toml`'s folder is "": the working directory.
         let base = base.filter(|b| !b.as_os_str().is_empty());
@@ -97,6 +98,7 @@ impl Proxy {
                 cwd,
                 config.env.clone(),
                 upstream.clone(),
+                whole.auth.token_sources.clone(),
             ))
         });
         Some(Arc::new(Self {

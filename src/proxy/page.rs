@@ -103,15 +103,13 @@ fn escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{ProxyConfig, UpstreamUrl};
+    use crate::config::{Config, UpstreamUrl};
 
     #[test]
     fn output_is_escaped_and_hidden_from_foreign_hosts() {
-        let config = ProxyConfig {
-            upstream: Some(UpstreamUrl::parse("http://127.0.0.1:8001").unwrap()),
-            command: Some("python manage.py runserver".into()),
-            ..ProxyConfig::default()
-        };
+        let mut config = Config::default();
+        config.proxy.upstream = Some(UpstreamUrl::parse("http://127.0.0.1:8001").unwrap());
+        config.proxy.command = Some("python manage.py runserver".into());
         let proxy = Proxy::new(&config, None).unwrap();
         let p = proxy.process.as_ref().unwrap();
         p.keep_line_for_test("<script>alert(1)</script> SECRET");

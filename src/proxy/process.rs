@@ -22,7 +22,8 @@ use tokio::time::{Instant, sleep, timeout};
 use tokio_util::sync::CancellationToken;
 use ts_rs::TS;
 
-use crate::config::UpstreamUrl;
+use crate::auth;
+use crate::config::{TokenSource, UpstreamUrl};
 use crate::events::{Event, EventKind};
 
 /// How long the group has to exit after SIGTERM before it gets SIGKILL.
@@ -86,6 +87,8 @@ pub struct Process {
     cwd: Option<PathBuf>,
     env: BTreeMap<String, String>,
     upstream: UpstreamUrl,
+    /// Where tokens travel, so the output's copies of them are redacted.
+    token_sources: Vec<TokenSource>,
     status: watch::Sender<ProcessStatus>,
     tail: Mutex<VecDeque<String>>,
 }
@@ -97,6 +100,7 @@ impl Process {
         cwd: Option<PathBuf>,
         env: BTreeMap<String, String>,
         upstream: UpstreamUrl,
+        token_sources: Vec<TokenSource>,
     ) -> Self {
         let status = ProcessStatus {
             command: command.clone(),
@@ -111,6 +115,7 @@ impl Process {
             cwd,
             env,
             upstream,
+            token_sources,
             status: watch::channel(status).0,
             tail: Mutex::new(VecDeque::new()),
         }
@@ -284,14 +289,16 @@ impl Process {
         output: &CancellationToken,
     ) -> std::io::Result<(Child, u32)> {
         let mut cmd = Command::new("sh");
+        // stderr joins stdout inside the shell: one pipe keeps a traceback's lines in
+        // the order the program wrote them.
         cmd.arg("-c")
-            .arg(&self.command)
+            .arg(format!("exec 2>&1\n{}", self.command))
             // Python buffers a pipe's output in 8 KiB blocks: lines would show up late.
             .env("PYTHONUNBUFFERED", "1")
             .envs(&self.env)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stderr(Stdio::null())
             .process_group(0)
             .kill_on_drop(true);
         if let Some(dir) = &self.cwd {
@@ -307,9 +314,6 @@ impl Process {
         let pid = child.id().unwrap_or_default();
         if let Some(out) = child.stdout.take() {
             tokio::spawn(read_lines(out, self.clone(), emit.clone(), output.clone()));
-        }
-        if let Some(err) = child.stderr.take() {
-            tokio::spawn(read_lines(err, self.clone(), emit.clone(), output.clone()));
         }
         Ok((child, pid))
     }
@@ -411,11 +415,8 @@ async fn read_lines(
     let flush = |line: &mut Vec<u8>, cut: bool| {
         let text = String::from_utf8_lossy(line);
         let text = text.trim_end_matches('\r');
-        let text = if cut {
-            format!("{text}…")
-        } else {
-            text.to_string()
-        };
+        let text = auth::redact_text(text, &process.token_sources);
+        let text = if cut { format!("{text}…") } else { text };
         process.keep_line(&text);
         let mut e = Event::new(EventKind::UpstreamOutput);
         e.reason = Some(text);

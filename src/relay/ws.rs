@@ -363,7 +363,10 @@ async fn pump(
     mut rx: mpsc::Receiver<Message>,
     _slot: Slot,
 ) {
-    shared.events.emit(conn_event(conn, EventKind::Connected));
+    // Every relayed socket is endpoint `upstream`: the path tells them apart.
+    let mut connected = conn_event(conn, EventKind::Connected);
+    connected.path = Some(conn.meta.path.clone());
+    shared.events.emit(connected);
     let stall = Duration::from_secs(shared.config.server.idle_timeout_s.0);
     let stalled = || {
         Close::new(

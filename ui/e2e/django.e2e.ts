@@ -1,7 +1,8 @@
 // The Django drop-in, end to end: a real Django project (tests/fixtures/django: Django,
 // Channels, daphne, SimpleJWT, from PyPI into target/django-venv) started by the real
 // `sockpit serve` through `[proxy] command`, driven by Debian's Chromium.
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
@@ -53,7 +54,7 @@ upstream = "http://127.0.0.1:${port}"
 websockets = ${server === "daphne"}
 command = "${VENV}/python manage.py migrate --noinput -v 0 && exec ${run}"
 cwd = "${FIXTURE}"
-env = { FIXTURE_DB = "db-${port}.sqlite3", DJANGO_SECRET_KEY = "${SECRET}" }
+env = { FIXTURE_DB = "${join(tmpdir(), `sockpit-django-${port}.sqlite3`)}", DJANGO_SECRET_KEY = "${SECRET}" }
 `;
   return startServer({ config });
 }
@@ -146,6 +147,7 @@ describe("a Django project behind Sockpit", () => {
     } finally {
       served.stop();
       await served.exited;
+      rmSync(join(tmpdir(), `sockpit-django-${port}.sqlite3`), { force: true });
     }
     // Quit (SIGTERM) took runserver and its autoreloader child with it.
     expect(processesWith(`runserver 127.0.0.1:${port}`)).toEqual([]);
@@ -182,6 +184,7 @@ describe("a Django project behind Sockpit", () => {
     } finally {
       served.stop();
       await served.exited;
+      rmSync(join(tmpdir(), `sockpit-django-${port}.sqlite3`), { force: true });
     }
     expect(processesWith(`-p ${port} core.asgi`)).toEqual([]);
   }, 120_000);

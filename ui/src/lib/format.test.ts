@@ -1,5 +1,19 @@
 import { describe, expect, it } from "vitest";
-import { formatBytes, formatClock, formatCount, formatDuration, formatRate, formatRelative, prettyJson } from "./format";
+import {
+  formatBytes,
+  formatClock,
+  formatCount,
+  formatDuration,
+  formatHttpRequest,
+  formatMs,
+  formatRate,
+  formatRelative,
+  httpRequestParts,
+  httpStatusTone,
+  prettyJson,
+  processStateLabel,
+  processStateTone,
+} from "./format";
 
 describe("formatBytes", () => {
   it("uses binary units", () => {
@@ -67,5 +81,52 @@ describe("prettyJson", () => {
     expect(prettyJson("42")).toBeNull();
     expect(prettyJson('{"cut off')).toBeNull();
     expect(prettyJson(undefined)).toBeNull();
+  });
+});
+
+describe("proxy formatting", () => {
+  it("formats milliseconds", () => {
+    expect(formatMs(0)).toBe("0 ms");
+    expect(formatMs(12.4)).toBe("12 ms");
+    expect(formatMs(999)).toBe("999 ms");
+    expect(formatMs(1234)).toBe("1.2 s");
+    expect(formatMs(12_400)).toBe("12 s");
+    expect(formatMs(125_000)).toBe("2m 05s");
+    expect(formatMs(-1)).toBe("–");
+  });
+  it("writes an http_request line", () => {
+    expect(formatHttpRequest({ method: "GET", path: "/path", status: 200, duration_ms: 12, bytes: 3482 })).toBe(
+      "GET /path → 200 · 12 ms · 3.4 KiB",
+    );
+    expect(formatHttpRequest({ method: "POST", path: "/api/?token=[redacted]", status: 502, duration_ms: 3, bytes: 0 })).toBe(
+      "POST /api/?token=[redacted] → 502 · 3 ms · 0 B",
+    );
+    expect(formatHttpRequest({ method: "GET", path: "/slow/", status: 0, duration_ms: 30_000 })).toBe("GET /slow/ → no answer · 30 s");
+    expect(formatHttpRequest({ method: "GET", path: "/" })).toBe("GET / → ?");
+    expect(httpRequestParts({ method: "GET", path: "/x", status: 404, duration_ms: 1, bytes: 10 })).toEqual({
+      request: "GET /x",
+      status: "404",
+      tone: "warn",
+      rest: "1 ms · 10 B",
+    });
+  });
+  it("colours statuses", () => {
+    expect(httpStatusTone(200)).toBeNull();
+    expect(httpStatusTone(304)).toBeNull();
+    expect(httpStatusTone(404)).toBe("warn");
+    expect(httpStatusTone(499)).toBe("warn");
+    expect(httpStatusTone(500)).toBe("err");
+    expect(httpStatusTone(503)).toBe("err");
+    expect(httpStatusTone(0)).toBe("warn");
+    expect(httpStatusTone(undefined)).toBeNull();
+  });
+  it("colours process states", () => {
+    expect(processStateTone("ready")).toBe("ok");
+    expect(processStateTone("starting")).toBe("warn");
+    expect(processStateTone("exited")).toBe("err");
+    expect(processStateTone("crash_loop")).toBe("err");
+    expect(processStateTone("stopped")).toBe("off");
+    expect(processStateLabel("crash_loop")).toBe("crash loop");
+    expect(processStateLabel("ready")).toBe("ready");
   });
 });

@@ -1,4 +1,5 @@
 // Formatters shared by every screen. Pure functions, tested in format.test.ts.
+import type { ProcessState } from "./wire";
 
 const UNITS = ["KiB", "MiB", "GiB", "TiB"];
 
@@ -83,4 +84,70 @@ export function prettyJson(text: string | undefined): string | null {
   } catch {
     return null;
   }
+}
+
+/** `0 ms`, `12 ms`, `999 ms`, `1.2 s`, `12 s`, then as {@link formatDuration}. */
+export function formatMs(ms: number): string {
+  if (!Number.isFinite(ms) || ms < 0) return "–";
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 10_000) return `${(ms / 1000).toFixed(1)} s`;
+  if (ms < 60_000) return `${Math.round(ms / 1000)} s`;
+  return formatDuration(ms / 1000);
+}
+
+/** Colour of a status or state: good, needs a look, broken, inactive. */
+export type Tone = "ok" | "warn" | "err" | "off";
+
+/** 2xx/3xx plain (null), 4xx amber, 5xx red; 0 (no answer was sent) amber. */
+export function httpStatusTone(status: number | undefined): Tone | null {
+  if (status === undefined) return null;
+  if (status >= 500) return "err";
+  if (status >= 400 || status < 100) return "warn";
+  return null;
+}
+
+/** ready green, starting amber, exited/crash loop red, stopped grey. */
+export function processStateTone(state: ProcessState): Tone {
+  switch (state) {
+    case "ready":
+      return "ok";
+    case "starting":
+      return "warn";
+    case "exited":
+    case "crash_loop":
+      return "err";
+    case "stopped":
+      return "off";
+  }
+}
+
+/** `crash_loop` → `crash loop`. */
+export function processStateLabel(state: ProcessState): string {
+  return state.replace(/_/g, " ");
+}
+
+export interface HttpLine {
+  /** `GET /path` */
+  request: string;
+  /** `200`, or `no answer` when the request ended before one (status 0). */
+  status: string;
+  tone: Tone | null;
+  /** `12 ms · 3.4 KiB` (parts that are missing left out). */
+  rest: string;
+}
+
+/** The parts of an `http_request` event's line. */
+export function httpRequestParts(e: { method?: string; path?: string; status?: number; duration_ms?: number; bytes?: number }): HttpLine {
+  const request = [e.method, e.path].filter(Boolean).join(" ");
+  const status = e.status === undefined ? "?" : e.status === 0 ? "no answer" : String(e.status);
+  const rest = [e.duration_ms !== undefined ? formatMs(e.duration_ms) : "", e.bytes !== undefined ? formatBytes(e.bytes) : ""]
+    .filter(Boolean)
+    .join(" · ");
+  return { request, status, tone: httpStatusTone(e.status), rest };
+}
+
+/** `GET /path → 200 · 12 ms · 3.4 KiB`. */
+export function formatHttpRequest(e: Parameters<typeof httpRequestParts>[0]): string {
+  const p = httpRequestParts(e);
+  return `${p.request} → ${p.status}${p.rest ? ` · ${p.rest}` : ""}`;
 }

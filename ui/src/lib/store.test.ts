@@ -6,6 +6,8 @@ import {
   connectionEvents,
   filterEvents,
   isNewRun,
+  kindMatches,
+  upstreamStateSeverity,
   unseen,
   severity,
   toJsonLines,
@@ -90,7 +92,55 @@ describe("filterEvents", () => {
   });
 });
 
+describe("kind filter", () => {
+  const events: Event[] = [
+    ev(1, { kind: "http_request", endpoint: "upstream", method: "GET", path: "/api/items/", status: 404 }),
+    ev(2, { kind: "upstream_output", reason: "Watching for file changes with StatReloader" }),
+    ev(3, { kind: "upstream_state", reason: "ready at http://127.0.0.1:8001 after 1.2s" }),
+    ev(4, { kind: "message_in", preview: "hi" }),
+    ev(5, { kind: "http_request", endpoint: "upstream", method: "POST", path: "/login/", status: 302 }),
+  ];
+  it("matches single kinds and groups", () => {
+    expect(kindMatches("", "message_in")).toBe(true);
+    expect(kindMatches("http_request", "http_request")).toBe(true);
+    expect(kindMatches("http_request", "upstream_output")).toBe(false);
+    expect(kindMatches("group:http", "http_request")).toBe(true);
+    expect(kindMatches("group:http", "message_in")).toBe(false);
+    expect(kindMatches("group:upstream", "upstream_output")).toBe(true);
+    expect(kindMatches("group:upstream", "upstream_state")).toBe(true);
+    expect(kindMatches("group:upstream", "http_request")).toBe(false);
+    expect(kindMatches("group:nope" as never, "http_request")).toBe(false);
+  });
+  it("combines a group with the other filters", () => {
+    expect(filterEvents(events, { kind: "group:http" }).map((e) => e.seq)).toEqual([1, 5]);
+    expect(filterEvents(events, { kind: "group:upstream" }).map((e) => e.seq)).toEqual([2, 3]);
+    expect(filterEvents(events, { kind: "group:http", text: "post" }).map((e) => e.seq)).toEqual([5]);
+    expect(filterEvents(events, { kind: "group:http", text: "404" }).map((e) => e.seq)).toEqual([1]);
+    expect(filterEvents(events, { kind: "group:upstream", text: "reloader" }).map((e) => e.seq)).toEqual([2]);
+    expect(filterEvents(events, { endpoint: "upstream" }).map((e) => e.seq)).toEqual([1, 5]);
+  });
+});
+
 describe("severity", () => {
+  it("flags 5xx answers and upstream trouble", () => {
+    expect(severity(ev(1, { kind: "http_request", status: 502 }))).toBe("error");
+    expect(severity(ev(1, { kind: "http_request", status: 404 }))).toBeNull();
+    expect(severity(ev(1, { kind: "http_request", status: 200 }))).toBeNull();
+    expect(severity(ev(1, { kind: "disconnected", code: 4502 }))).toBe("error");
+    expect(severity(ev(1, { kind: "upstream_state", reason: "exited with code 1; restarting in 0.5s", code: 1 }))).toBe("warn");
+    expect(severity(ev(1, { kind: "upstream_output", reason: "exited with code 1" }))).toBeNull();
+  });
+  it("reads upstream_state reasons", () => {
+    expect(upstreamStateSeverity("started `python3 -m http.server` (pid 12)")).toBeNull();
+    expect(upstreamStateSeverity("ready at http://127.0.0.1:8001 after 1.2s")).toBeNull();
+    expect(upstreamStateSeverity("stopped with the server")).toBeNull();
+    expect(upstreamStateSeverity("killed by signal 9; restarting in 0.5s")).toBe("warn");
+    expect(upstreamStateSeverity("http://127.0.0.1:8001 already answers before the command starts: another server holds it")).toBe("warn");
+    expect(upstreamStateSeverity("exited with code 1 (3 quick exits in a row: crash loop); restarting in 2.0s")).toBe("error");
+    expect(upstreamStateSeverity("cannot start `nope`: No such file or directory")).toBe("error");
+    expect(upstreamStateSeverity(undefined)).toBeNull();
+  });
+
   it("flags refusals and policy closes", () => {
     expect(severity(ev(1, { kind: "handshake_rejected", code: 4004 }))).toBe("error");
     expect(severity(ev(1, { kind: "disconnected", code: 4001 }))).toBe("error");

@@ -16,6 +16,9 @@ export const EVENT_KINDS = [
   "message_out",
   "published",
   "webhook_failed",
+  "http_request",
+  "upstream_output",
+  "upstream_state",
 ] as const satisfies readonly EventKind[];
 type MissingKind = Exclude<EventKind, (typeof EVENT_KINDS)[number]>;
 const allKindsListed: [MissingKind] extends [never] ? true : MissingKind = true;
@@ -88,15 +91,35 @@ export class EventStore {
   }
 }
 
+/** Named sets of kinds the Logs filter offers besides the single kinds. */
+export const KIND_GROUPS = {
+  http: { label: "HTTP", kinds: ["http_request"] },
+  upstream: { label: "Upstream output", kinds: ["upstream_output", "upstream_state"] },
+} as const satisfies Record<string, { label: string; kinds: readonly EventKind[] }>;
+export type KindGroup = keyof typeof KIND_GROUPS;
+
+/** The Logs kind filter: everything (`""`), one kind, or a group (`group:http`). */
+export type KindFilter = "" | EventKind | `group:${KindGroup}`;
+
+/** Whether an event of kind `kind` passes the kind filter `f`. */
+export function kindMatches(f: KindFilter, kind: EventKind): boolean {
+  if (!f) return true;
+  if (f.startsWith("group:")) {
+    const g = KIND_GROUPS[f.slice(6) as KindGroup] as { kinds: readonly EventKind[] } | undefined;
+    return g !== undefined && g.kinds.includes(kind);
+  }
+  return f === kind;
+}
+
 export interface EventFilter {
-  kind?: EventKind | "";
+  kind?: KindFilter;
   endpoint?: string;
   conn?: string;
   text?: string;
 }
 
 function haystack(e: Event): string {
-  return [e.kind, e.conn, e.endpoint, e.path, e.channel, e.user, e.remote, e.origin, e.code, e.reason, e.preview]
+  return [e.kind, e.conn, e.endpoint, e.method, e.path, e.status, e.channel, e.user, e.remote, e.origin, e.code, e.reason, e.preview]
     .filter((v) => v !== undefined && v !== null)
     .join("\u0000")
     .toLowerCase();
@@ -110,7 +133,7 @@ export function eventMatcher(f: EventFilter): ((e: Event) => boolean) | null {
   const text = (f.text ?? "").trim().toLowerCase();
   if (!kind && !endpoint && !conn && !text) return null;
   return (e) =>
-    (!kind || e.kind === kind) &&
+    (!kind || kindMatches(kind, e.kind)) &&
     (!endpoint || e.endpoint === endpoint) &&
     (!conn || (e.conn ?? "").toLowerCase() === conn) &&
     (!text || haystack(e).includes(text));
@@ -136,13 +159,29 @@ export function connectionEvents(events: readonly Event[], conn: string, limit =
 
 export type Severity = "error" | "warn" | null;
 
-/** Rows that must stand out: refused handshakes, server errors, policy closes. */
+/**
+ * How an `upstream_state` reason reads: a crash loop or a command that cannot start is
+ * an error, an exit (or a port already taken) a warning. The event has no state field,
+ * so this goes by the wording of `src/proxy/process.rs`.
+ */
+export function upstreamStateSeverity(reason: string | undefined): Severity {
+  const r = reason ?? "";
+  if (/crash loop|^cannot start/.test(r)) return "error";
+  if (/^(exited|killed)\b|already answers/.test(r)) return "warn";
+  return null;
+}
+
+/** Rows that must stand out: refused handshakes, server errors, policy closes, 5xx answers. */
 export function severity(e: Event): Severity {
   switch (e.kind) {
     case "handshake_rejected":
     case "server_error":
     case "webhook_failed":
       return "error";
+    case "http_request":
+      return e.status !== undefined && e.status >= 500 ? "error" : null;
+    case "upstream_state":
+      return upstreamStateSeverity(e.reason);
     case "disconnected":
       if (e.code === undefined) return null;
       if (e.code >= 4000) return "error";
