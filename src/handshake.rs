@@ -194,6 +194,7 @@ pub(crate) async fn upgrade(
 }
 
 /// Who asked for a WebSocket, as the refusal's event names it.
+#[derive(Clone)]
 pub(crate) struct Attempt {
     /// The path with its query redacted, cut to the event limit.
     pub path: String,

@@ -6,22 +6,16 @@ use std::fmt::Write as _;
 use super::Proxy;
 use super::process::ProcessState;
 
-/// Why the upstream gave no answer, for the 502 page and the event.
-#[derive(Debug, Clone)]
-pub struct Unreachable {
-    /// `connection refused`, `timed out`, …
-    pub error: String,
-}
-
 /// The page, as HTML. `show_output` is false for a request whose `Host` is not one of
 /// Sockpit's own names: a DNS-rebinding page must not read the upstream's output.
-pub fn html(proxy: &Proxy, why: &Unreachable, show_output: bool) -> String {
+/// `error` says why the upstream gave no answer (`connection refused …`).
+pub fn html(proxy: &Proxy, error: &str, show_output: bool) -> String {
     let mut body = String::new();
     let upstream = escape(&proxy.upstream.origin());
     let _ = write!(
         body,
         "<h1>502 Bad Gateway</h1><p>Sockpit could not reach the upstream <code>{upstream}</code>: {}.</p>",
-        escape(&why.error)
+        escape(error)
     );
     let mut restarting = false;
     match &proxy.process {
@@ -74,14 +68,14 @@ pre{{background:#f6f8fa;padding:1rem;overflow:auto;font-size:13px}}code{{backgro
 }
 
 /// The same, as one line of text (for clients that do not ask for HTML).
-pub fn text(proxy: &Proxy, why: &Unreachable) -> String {
+pub fn text(proxy: &Proxy, error: &str) -> String {
     let who = match &proxy.process {
         Some(p) => format!(" (Sockpit runs it: {})", p.status().detail),
         None => " (Sockpit did not start it: [proxy] command is not set)".into(),
     };
     format!(
         "502 Bad Gateway: Sockpit could not reach the upstream {}: {}{who}\n",
-        proxy.upstream, why.error
+        proxy.upstream, error
     )
 }
 
@@ -113,14 +107,12 @@ mod tests {
         let proxy = Proxy::new(&config, None).unwrap();
         let p = proxy.process.as_ref().unwrap();
         p.keep_line_for_test("<script>alert(1)</script> SECRET");
-        let why = Unreachable {
-            error: "connection refused".into(),
-        };
-        let page = html(&proxy, &why, true);
+        let why = "connection refused";
+        let page = html(&proxy, why, true);
         assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt; SECRET"));
         assert!(!page.contains("<script>"));
         assert!(page.contains("http://127.0.0.1:8001"));
         assert!(page.contains("python manage.py runserver"));
-        assert!(!html(&proxy, &why, false).contains("SECRET"));
+        assert!(!html(&proxy, why, false).contains("SECRET"));
     }
 }

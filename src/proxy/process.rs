@@ -195,7 +195,7 @@ impl Process {
                     continue;
                 }
             };
-            let s = self.set(|s| {
+            self.set(|s| {
                 s.state = ProcessState::Starting;
                 s.pid = Some(pid);
                 s.detail = format!("started (pid {pid}), waiting for {}", self.upstream);
@@ -204,7 +204,6 @@ impl Process {
                 format!("started `{}` (pid {pid})", self.command),
                 None,
             ));
-            drop(s);
 
             let ready = wait_until_answers(&self.upstream);
             tokio::pin!(ready);

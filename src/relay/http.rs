@@ -16,7 +16,7 @@ use http_body_util::BodyExt;
 use crate::auth;
 use crate::events::{Event, EventKind, clip};
 use crate::origin::check_host;
-use crate::proxy::page::{self, Unreachable};
+use crate::proxy::page;
 use crate::proxy::{Proxy, READY_WAIT};
 use crate::state::Shared;
 
@@ -75,11 +75,9 @@ pub(crate) async fn forward(
     let resp = match answer {
         Ok(resp) => resp,
         Err(e) => {
-            let why = Unreachable {
-                error: describe(&e),
-            };
+            let why = describe(&e);
             log.status = 502;
-            proxy.record_error(&format!("{} {}: 502 {}", log.method, log.path, why.error));
+            proxy.record_error(&format!("{} {}: 502 {why}", log.method, log.path));
             let show_output = check_host(
                 &shared.config.api.hosts,
                 host.as_ref().and_then(|h| h.to_str().ok()),
@@ -240,7 +238,7 @@ fn describe(e: &hyper_util::client::legacy::Error) -> String {
     }
 }
 
-fn bad_gateway(proxy: &Proxy, why: &Unreachable, show_output: bool, html: bool) -> Response {
+fn bad_gateway(proxy: &Proxy, why: &str, show_output: bool, html: bool) -> Response {
     let (kind, body) = if html {
         (
             "text/html; charset=utf-8",

@@ -94,14 +94,9 @@ pub(crate) async fn relay(
             ws.set_selected_protocol(p);
         }
         let status = r.status;
-        handshake::refuse(
-            &shared,
-            ws,
-            attempt_clone(&attempt),
-            r.code,
-            r.reason,
-            |reason| ApiError::Handshake(status, reason).into_response(),
-        )
+        handshake::refuse(&shared, ws, attempt.clone(), r.code, r.reason, |reason| {
+            ApiError::Handshake(status, reason).into_response()
+        })
     };
 
     if let Err(e) = check_origin(&shared.config.server.allowed_origins, sent_origin) {
@@ -159,15 +154,6 @@ pub(crate) async fn relay(
             pump(&s, socket, upstream, &conn, rx, slot).await;
             drop(guard);
         })
-}
-
-fn attempt_clone(a: &Attempt) -> Attempt {
-    Attempt {
-        path: a.path.clone(),
-        endpoint: a.endpoint.clone(),
-        remote: a.remote,
-        origin: a.origin.clone(),
-    }
 }
 
 /// Opens the same WebSocket on the upstream, with the browser's headers (cookies,
