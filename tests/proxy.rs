@@ -491,7 +491,7 @@ async fn refused_upstream_handshakes_close_with_readable_reasons() -> Result<()>
         (
             "/ws/crash",
             4502,
-            "upstream refused: HTTP 500 (did the consumer raise?",
+            "upstream refused: HTTP 500 (no route for /ws/crash in routing.py, or the consumer raised? see Logs): Internal Server Error",
         ),
         (
             "/ws/wsgi",

@@ -285,9 +285,10 @@ fn refused(resp: &tungstenite::http::Response<Option<Vec<u8>>>, path: &str) -> R
             CloseCode::NoEndpoint,
             format!("no route for {path} in routing.py?"),
         ),
+        // Daphne answers a path its URLRouter lacks with a bare 500.
         500..=599 => (
             CloseCode::UpstreamFailed,
-            "did the consumer raise? see the upstream output in Logs".into(),
+            format!("no route for {path} in routing.py, or the consumer raised? see Logs"),
         ),
         _ => (
             CloseCode::UpstreamFailed,
@@ -369,7 +370,9 @@ async fn pump(
             _ = shared.stop.cancelled() => break End::Close(Close::new(CloseCode::GoingAway, "server stopping")),
             _ = conn.closing() => break End::Close(conn.close_reason().unwrap_or(Close::new(CloseCode::Normal, ""))),
             out = rx.recv() => {
-                let Some(msg) = out else { continue };
+                let Some(msg) = out else {
+                    break End::Done { code: CloseCode::Abnormal.code(), reason: "queue closed".into(), by_client: false };
+                };
                 // A publish aimed at this connection's id.
                 if !matches!(timeout(stall, browser.send(msg)).await, Ok(Ok(()))) {
                     break End::Close(stalled());

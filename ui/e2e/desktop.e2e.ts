@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { processesWith } from "./harness";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const APP = process.env.SOCKPIT_DESKTOP_BIN ?? join(ROOT, "target/debug/sockpit-desktop");
@@ -139,11 +140,11 @@ async function screenshot(name: string): Promise<void> {
 
 /** Starts WebKitWebDriver and a session that launches the app with `port` configured:
  * through SOCKPIT_PORT, or (`inFile`) in its config file, where Settings can change it. */
-async function launch(appPort: number, inFile = false): Promise<void> {
+async function launch(appPort: number, inFile = false, extra = ""): Promise<void> {
   dataDir = mkdtempSync(join(tmpdir(), "sockpit-desktop-e2e-"));
   const wdPort = await freePort();
   const { SOCKPIT_PORT: _inherited, ...env } = process.env;
-  if (inFile) writeFileSync(join(dataDir, "sockpit.toml"), `[server]\nport = ${appPort}\n`);
+  if (inFile) writeFileSync(join(dataDir, "sockpit.toml"), `[server]\nport = ${appPort}\n${extra}`);
   driver = spawn("WebKitWebDriver", [`--port=${wdPort}`], {
     env: {
       ...env,
@@ -306,9 +307,17 @@ describe("a second launch", () => {
 
 describe("the tray menu", () => {
   let bus = "";
+  // The app runs an upstream through [proxy] command: Stop, Start and Quit act on it too.
+  let upstream = "";
   beforeAll(async () => {
     port = await freePort();
-    await launch(port);
+    const upPort = await freePort();
+    upstream = `http.server ${upPort}`;
+    await launch(
+      port,
+      true,
+      `[proxy]\nupstream = "http://127.0.0.1:${upPort}"\ncommand = "exec python3 -m ${upstream} --bind 127.0.0.1"\n`,
+    );
     // The tray is exported once the app has set up.
     for (let i = 0; i < 100 && !bus; i++) {
       bus = trayBus() ?? "";
@@ -326,12 +335,15 @@ describe("the tray menu", () => {
   });
 
   test("Stop and Start follow the state, in the tray and the window", async () => {
+    await expect.poll(() => processesWith(upstream).length, { timeout: 10_000 }).toBe(1);
     clickTray(bus, "Stop");
     await expect.poll(healthy, { timeout: 10_000 }).toBe(false);
     await expect.poll(() => menu(bus).has("Start"), { timeout: 5000 }).toBe(true);
     await expect.poll(() => find('[data-testid="server-panel"]'), { timeout: 5000 }).not.toBeNull();
+    expect(processesWith(upstream)).toEqual([]);
     clickTray(bus, "Start");
     await expect.poll(healthy, { timeout: 10_000 }).toBe(true);
+    await expect.poll(() => processesWith(upstream).length, { timeout: 10_000 }).toBe(1);
     await expect.poll(() => menu(bus).has("Stop"), { timeout: 5000 }).toBe(true);
     clickTray(bus, "Restart");
     await expect.poll(healthy, { timeout: 10_000 }).toBe(true);
@@ -353,6 +365,7 @@ describe("the tray menu", () => {
     await expect
       .poll(() => spawnSync("pgrep", ["-x", APP_NAME]).status, { timeout: 10_000 })
       .not.toBe(0);
+    expect(processesWith(upstream)).toEqual([]);
   });
 });
 

@@ -1,13 +1,13 @@
 // The Django drop-in, end to end: a real Django project (tests/fixtures/django: Django,
 // Channels, daphne, SimpleJWT, from PyPI into target/django-venv) started by the real
 // `sockpit serve` through `[proxy] command`, driven by Debian's Chromium.
-import { readdirSync, readFileSync, rmSync } from "node:fs";
+import { rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { DOCS, ROOT, launchChromium, startServer, type Served } from "./harness";
+import { DOCS, ROOT, launchChromium, processesWith, startServer, type Served } from "./harness";
 
 const FIXTURE = join(ROOT, "tests/fixtures/django");
 const VENV = join(ROOT, "target/django-venv/bin");
@@ -79,22 +79,6 @@ async function processState(s: Served, state: string, ms = 45_000): Promise<any>
     if (Date.now() > until) throw new Error(`process never ${state}: ${JSON.stringify(p)}`);
     await new Promise((r) => setTimeout(r, 50));
   }
-}
-
-/** Processes whose command line mentions `marker`. */
-function processesWith(marker: string): string[] {
-  const found: string[] = [];
-  for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
-    try {
-      const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ");
-      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-      const zombie = stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
-      if (!zombie && cmd.includes(marker) && pid !== String(process.pid)) found.push(`${pid}: ${cmd}`);
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return found;
 }
 
 async function logIn(page: Page) {
@@ -180,6 +164,14 @@ describe("a Django project behind Sockpit", () => {
       const status = await page.textContent("#status");
       expect(status).toMatch(/^closed 4003 upstream refused: HTTP 403 \(token expired or invalid\? Origin not allowed\?\)/);
       await page.screenshot({ path: join(DOCS, "django-expired-token.png") });
+
+      // A path routing.py lacks: daphne answers a bare 500; the page reads the likely cause.
+      await page.goto(`${served.base}/?ws=/ws/nope/`);
+      await logIn(page);
+      await page.waitForFunction(() => document.querySelector("#status")?.textContent?.startsWith("closed 4"));
+      expect(await page.textContent("#status")).toMatch(
+        /^closed 4502 upstream refused: HTTP 500 \(no route for \/ws\/nope\/ in routing\.py/,
+      );
       await page.close();
     } finally {
       served.stop();
