@@ -30,12 +30,12 @@ test:
 	npm --prefix ui run build
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	scripts/django-venv.sh
 	set -o pipefail; $(CARGO) test --workspace --locked --lib --bins --tests 2>&1 | tee target/cargo-test.log
 	set -o pipefail; scripts/conformance.sh target/debug/sockpit 2>&1 | tee target/conformance.log
 	set -o pipefail; scripts/fuzz.sh 20 2>&1 | tee target/fuzz.log
 	npm --prefix ui run check
 	set -o pipefail; npm --prefix ui test 2>&1 | tee target/ui-test.log
-	scripts/django-venv.sh
 	set -o pipefail; SOCKPIT_BIN=$(CURDIR)/target/debug/sockpit npm --prefix ui run e2e 2>&1 | tee target/e2e.log
 	set -o pipefail; SOCKPIT_DESKTOP_BIN=$(CURDIR)/target/debug/sockpit-desktop \
 	  xvfb-run -a -s "-screen 0 1280x800x24" dbus-run-session -- npm --prefix ui run e2e:desktop 2>&1 \

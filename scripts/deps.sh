@@ -12,7 +12,7 @@ command -v node >/dev/null 2>&1 || want+=(nodejs)
 command -v npm >/dev/null 2>&1 || want+=(npm)
 desktop=(libwebkit2gtk-4.1-dev libayatana-appindicator3-1)
 if [ "$mode" = test ]; then
-  want+=("${desktop[@]}" xvfb xauth webkit2gtk-driver dbus-daemon chromium fonts-dejavu-core python3-venv xdotool)
+  want+=("${desktop[@]}" xvfb xauth webkit2gtk-driver dbus-daemon chromium fonts-dejavu-core python3-venv xdotool redis-server)
 elif has_display; then
   want+=("${desktop[@]}")
 fi

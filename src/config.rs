@@ -28,8 +28,10 @@ pub struct Config {
     pub auth: AuthConfig,
     /// `[api]`: the admin/publish API under `/_sockpit/`.
     pub api: ApiConfig,
-    /// `[proxy]`: reverse proxy to an upstream (reserved; see DESIGN.md "Coming later").
+    /// `[proxy]`: reverse proxy to an upstream, and the command that runs it.
     pub proxy: ProxyConfig,
+    /// `[bridge]`: Channels' `group_send` through channels_redis reaches Sockpit's channels.
+    pub bridge: BridgeConfig,
     /// `[log]`: the event ring and log file.
     pub log: LogConfig,
     /// `[[endpoint]]`: the WebSocket paths; a file that lists any replaces the defaults.
@@ -44,6 +46,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             api: ApiConfig::default(),
             proxy: ProxyConfig::default(),
+            bridge: BridgeConfig::default(),
             log: LogConfig::default(),
             endpoints: default_endpoints(),
         }
@@ -455,6 +458,85 @@ impl TryFrom<String> for UpstreamUrl {
 impl From<UpstreamUrl> for String {
     fn from(u: UpstreamUrl) -> String {
         u.origin()
+    }
+}
+
+/// `[bridge]`: listen to channels_redis for `group_send`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BridgeConfig {
+    /// The Redis that Django's `CHANNEL_LAYERS` names (`redis://host:port/db`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channels_redis: Option<RedisUrl>,
+    /// channels_redis's `prefix`.
+    pub prefix: String,
+    /// What reaches the browser: the event's `data` field, or the whole event.
+    pub message: BridgeMessage,
+}
+
+impl Default for BridgeConfig {
+    fn default() -> Self {
+        Self {
+            channels_redis: None,
+            prefix: "asgi".into(),
+            message: BridgeMessage::Data,
+        }
+    }
+}
+
+/// What of a `group_send` event a browser receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BridgeMessage {
+    /// `event["data"]` as JSON text (the whole event when it has no `data`).
+    Data,
+    /// The whole event (`type` included) as JSON text.
+    Event,
+}
+
+/// A `redis://` (or `rediss://`, `unix://`) URL, checked when the config loads.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct RedisUrl(String);
+
+impl RedisUrl {
+    /// The URL as written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL with any password replaced, for events, stats and the UI.
+    pub fn redacted(&self) -> String {
+        match self.0.split_once("://") {
+            Some((scheme, rest)) => match rest.rsplit_once('@') {
+                Some((_, host)) => format!("{scheme}://…@{host}"),
+                None => self.0.clone(),
+            },
+            None => self.0.clone(),
+        }
+    }
+}
+
+impl TryFrom<String> for RedisUrl {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        use redis::IntoConnectionInfo;
+        let url = Self(s);
+        let shown = url.redacted();
+        if !url.0.starts_with("redis://") && !url.0.starts_with("unix://") {
+            return Err(format!("{shown:?}: expected redis://host:port/db"));
+        }
+        url.0
+            .as_str()
+            .into_connection_info()
+            .map_err(|e| format!("{shown:?}: {e}"))?;
+        Ok(url)
+    }
+}
+
+impl From<RedisUrl> for String {
+    fn from(u: RedisUrl) -> String {
+        u.0
     }
 }
 

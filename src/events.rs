@@ -36,6 +36,8 @@ pub enum EventKind {
     UpstreamOutput,
     /// The upstream's command started, became ready, exited or stopped.
     UpstreamState,
+    /// The channels_redis bridge connected, lost its connection, or is retrying.
+    BridgeState,
 }
 
 /// One event. Fields that do not apply are left out of the JSON.

@@ -190,6 +190,9 @@ pub struct Hub {
     conns: RwLock<HashMap<u64, Arc<Conn>>>,
     /// Channel name → members. Read-locked for the whole of a fan-out (pushes never block).
     channels: RwLock<HashMap<String, HashMap<u64, Arc<Conn>>>>,
+    /// Bumped whenever a channel gets its first member or loses its last: what the
+    /// channels_redis bridge watches to join and leave groups.
+    channel_set: tokio::sync::watch::Sender<u64>,
     /// Counters.
     pub stats: HubStats,
 }
@@ -233,6 +236,7 @@ impl Hub {
             send_queue,
             conns: RwLock::new(HashMap::new()),
             channels: RwLock::new(HashMap::new()),
+            channel_set: tokio::sync::watch::channel(0).0,
             stats: HubStats::default(),
         }
     }
@@ -267,12 +271,17 @@ impl Hub {
             send_queue: self.send_queue,
         });
         self.conns.write().insert(conn.id, conn.clone());
-        let mut chans = self.channels.write();
-        for c in &conn.meta.channels {
-            chans
-                .entry(c.clone())
-                .or_default()
-                .insert(conn.id, conn.clone());
+        let mut created = false;
+        {
+            let mut chans = self.channels.write();
+            for c in &conn.meta.channels {
+                let members = chans.entry(c.clone()).or_default();
+                created |= members.is_empty();
+                members.insert(conn.id, conn.clone());
+            }
+        }
+        if created {
+            self.channel_set.send_modify(|n| *n += 1);
         }
         (conn, rx)
     }
@@ -280,14 +289,21 @@ impl Hub {
     /// Removes a connection from every map.
     pub fn unregister(&self, conn: &Conn) {
         self.conns.write().remove(&conn.id);
-        let mut chans = self.channels.write();
-        for c in &conn.meta.channels {
-            if let Some(members) = chans.get_mut(c) {
-                members.remove(&conn.id);
-                if members.is_empty() {
-                    chans.remove(c);
+        let mut removed = false;
+        {
+            let mut chans = self.channels.write();
+            for c in &conn.meta.channels {
+                if let Some(members) = chans.get_mut(c) {
+                    members.remove(&conn.id);
+                    if members.is_empty() {
+                        chans.remove(c);
+                        removed = true;
+                    }
                 }
             }
+        }
+        if removed {
+            self.channel_set.send_modify(|n| *n += 1);
         }
     }
 
@@ -334,6 +350,16 @@ impl Hub {
         let mut v: Vec<_> = self.conns.read().values().cloned().collect();
         v.sort_by_key(|c| c.id);
         v
+    }
+
+    /// Every channel with at least one member.
+    pub fn channel_names(&self) -> Vec<String> {
+        self.channels.read().keys().cloned().collect()
+    }
+
+    /// Changes whenever the set of [`Hub::channel_names`] does.
+    pub fn watch_channel_set(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.channel_set.subscribe()
     }
 
     /// Live connection count.

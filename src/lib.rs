@@ -16,6 +16,8 @@
 //! - `connection`: one WebSocket's task: read, write its queue, ping, close.
 //! - `state`: the server's state and its domain operations (publish, connections, kick,
 //!   stats, tokens), called by the API and the handle alike.
+//! - [`bridge`]: Channels' `group_send` through channels_redis (both layers) delivered
+//!   to Sockpit's channels.
 //! - [`hub`]: connections, channels and fan-out (bounded queues, slow clients closed 1008).
 //! - [`events`]: the typed event log (ring, live subscribers, rotating JSON-lines file).
 //! - [`stats`]: live snapshots with rates, and Prometheus text.
@@ -38,6 +40,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod bridge;
 pub mod close;
 pub mod config;
 mod connection;

@@ -18,6 +18,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::api;
 use crate::auth::{self, Verifier};
+use crate::bridge::Bridge;
 use crate::config::Config;
 use crate::datadir::Paths;
 use crate::dispatch;
@@ -125,11 +126,27 @@ impl Server {
                     s.started,
                     &s.events,
                     s.proxy.as_deref(),
+                    s.bridge.as_deref(),
                 )
             },
             stats_tx,
             stop,
         ));
+        if let Some(bridge) = shared.bridge.clone() {
+            let (s, e) = (shared.clone(), shared.clone());
+            shared.tracker.spawn(bridge.run(
+                shared.hub.clone(),
+                move |group, data| {
+                    s.publish_via(
+                        Target::Channel(group.to_string()),
+                        data,
+                        Some("channels_redis group_send"),
+                    );
+                },
+                move |event| e.events.emit(event),
+                shared.stop.clone(),
+            ));
+        }
         if let Some(process) = shared.proxy.as_ref().and_then(|p| p.process.clone()) {
             // Stopped before `server_stopped` is written: shutdown waits for `sockets`.
             let s = shared.clone();
@@ -177,7 +194,15 @@ fn new_state(
         .as_deref()
         .and_then(std::path::Path::parent);
     let proxy = Proxy::new(&config, base);
-    let first = stats::snapshot(&hub, &endpoints, started, &events, proxy.as_deref());
+    let bridge = Bridge::new(&config.bridge, config.server.max_message_bytes.get());
+    let first = stats::snapshot(
+        &hub,
+        &endpoints,
+        started,
+        &events,
+        proxy.as_deref(),
+        bridge.as_deref(),
+    );
     let (stats_tx, stats_rx) = watch::channel(Arc::new(first));
     let shared = Arc::new(Shared {
         endpoints,
@@ -187,6 +212,7 @@ fn new_state(
         hub,
         events,
         proxy,
+        bridge,
         stats: stats_rx,
         stop: CancellationToken::new(),
         tracker,

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::{AuthError, Verifier};
+use crate::bridge::Bridge;
 use crate::close::{CloseCode, DropReason};
 use crate::config::Config;
 use crate::datadir::Paths;
@@ -49,6 +50,8 @@ pub(crate) struct Shared {
     pub events: EventLog,
     /// The `[proxy]` upstream, if one is configured.
     pub proxy: Option<Arc<Proxy>>,
+    /// The channels_redis bridge, if one is configured.
+    pub bridge: Option<Arc<Bridge>>,
     /// Latest stats snapshot; written by the sampler task only.
     pub stats: watch::Receiver<Arc<StatsSnapshot>>,
     /// Cancelled once, by shutdown: every task watches it.
@@ -84,6 +87,7 @@ impl Shared {
             self.started,
             &self.events,
             self.proxy.as_deref(),
+            self.bridge.as_deref(),
         );
         let latest = self.stats.borrow();
         s.messages_in_per_s = latest.messages_in_per_s;
@@ -98,6 +102,12 @@ impl Shared {
     /// `target`: encoded once, counted, and recorded as one `published` event carrying
     /// the number of recipients.
     pub fn publish(&self, target: Target, data: &Value) -> u64 {
+        self.publish_via(target, data, None)
+    }
+
+    /// [`Shared::publish`], saying where the publish came from (`via`, in the event's
+    /// reason) when it is not the API: the channels_redis bridge.
+    pub fn publish_via(&self, target: Target, data: &Value, via: Option<&str>) -> u64 {
         let text: Utf8Bytes = match data {
             Value::String(s) => s.clone().into(),
             other => other.to_string().into(),
@@ -121,6 +131,7 @@ impl Shared {
             Target::Connection(c) => e.conn = Some(c),
         }
         e.delivered = Some(delivered);
+        e.reason = via.map(str::to_string);
         self.events.emit(e);
         delivered
     }

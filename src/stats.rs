@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use ts_rs::TS;
 
+use crate::bridge::{Bridge, BridgeStatus};
 use crate::close::DropReason;
 use crate::endpoint::Endpoints;
 use crate::events::EventLog;
@@ -65,6 +66,10 @@ pub struct StatsSnapshot {
     #[ts(optional)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub proxy: Option<ProxyStatus>,
+    /// The channels_redis bridge, when one is configured.
+    #[ts(optional)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bridge: Option<BridgeStatus>,
 }
 
 /// One connection in `GET /_sockpit/api/connections`.
@@ -125,6 +130,7 @@ pub fn snapshot(
     started: Instant,
     events: &EventLog,
     proxy: Option<&Proxy>,
+    bridge: Option<&Bridge>,
 ) -> StatsSnapshot {
     let counts = hub.counts();
     let mut per_endpoint: BTreeMap<String, u64> = endpoints
@@ -160,6 +166,7 @@ pub fn snapshot(
         log_dropped: events.dropped(),
         log_error: events.file_error(),
         proxy: proxy.map(Proxy::status),
+        bridge: bridge.map(Bridge::status),
     }
 }
 

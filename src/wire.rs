@@ -297,6 +297,8 @@ pub fn typescript() -> String {
         UserId::decl(),
         EventKind::decl(),
         Event::decl(),
+        crate::bridge::BridgeState::decl(),
+        crate::bridge::BridgeStatus::decl(),
         crate::proxy::ProcessState::decl(),
         crate::proxy::ProcessStatus::decl(),
         crate::proxy::ProxyStatus::decl(),

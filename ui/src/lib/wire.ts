@@ -22,7 +22,7 @@ export type DropReason = "idle_timeout" | "kicked" | "message_too_big" | "send_q
 
 export type UserId = string | number;
 
-export type EventKind = "server_started" | "server_stopped" | "server_error" | "handshake_rejected" | "connected" | "disconnected" | "message_in" | "message_out" | "published" | "webhook_failed" | "http_request" | "upstream_output" | "upstream_state";
+export type EventKind = "server_started" | "server_stopped" | "server_error" | "handshake_rejected" | "connected" | "disconnected" | "message_in" | "message_out" | "published" | "webhook_failed" | "http_request" | "upstream_output" | "upstream_state" | "bridge_state";
 
 export type Event = { 
 /**
@@ -98,6 +98,34 @@ status?: number,
  * Milliseconds from the request to the end of its answer (proxied requests).
  */
 duration_ms?: number, };
+
+export type BridgeState = "connecting" | "connected" | "reconnecting";
+
+export type BridgeStatus = { 
+/**
+ * The Redis URL, password hidden.
+ */
+url: string, 
+/**
+ * channels_redis's prefix.
+ */
+prefix: string, 
+/**
+ * Listening or not.
+ */
+state: BridgeState, 
+/**
+ * One line for people.
+ */
+detail: string, 
+/**
+ * `group_send` messages delivered since start.
+ */
+received: number, 
+/**
+ * Groups joined on the default layer (the channels with members here).
+ */
+groups: number, };
 
 export type ProcessState = "starting" | "ready" | "exited" | "crash_loop" | "stopped";
 
@@ -221,7 +249,11 @@ log_error?: string,
 /**
  * The `[proxy]` upstream, when one is configured.
  */
-proxy?: ProxyStatus, };
+proxy?: ProxyStatus, 
+/**
+ * The channels_redis bridge, when one is configured.
+ */
+bridge?: BridgeStatus, };
 
 export type ConnectionInfo = { 
 /**
