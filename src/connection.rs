@@ -175,7 +175,7 @@ pub(crate) fn truncate_reason(reason: &str) -> String {
     format!("{}…", &reason[..end])
 }
 
-fn read_error(e: axum::Error, max: u64, shared: &Shared) -> Close {
+pub(crate) fn read_error(e: axum::Error, max: u64, shared: &Shared) -> Close {
     let inner = e.into_inner();
     if let Some(tungstenite::Error::Capacity(cap)) = inner.downcast_ref::<tungstenite::Error>() {
         shared.hub.stats.drop_client(DropReason::MessageTooBig);

@@ -915,3 +915,90 @@ async fn hostile_upstream_frames_and_output_are_bounded() -> Result<()> {
     assert!(e["seq"].as_u64().unwrap() > lines[0]["seq"].as_u64().unwrap());
     Ok(())
 }
+
+#[tokio::test]
+async fn a_relay_keeps_both_directions_apart_and_kicks_through_a_stuck_write() -> Result<()> {
+    // An upstream that talks and never reads.
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let up = listener.local_addr()?;
+    let app = Router::new().route(
+        "/ws/deaf",
+        get(|ws: WebSocketUpgrade| async move {
+            ws.on_upgrade(|mut s| async move {
+                for i in 0.. {
+                    if s.send(AxMessage::Text(format!("tick {i}").into()))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            })
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let server = TestServer::start(proxy_config(up, "websockets = true")).await;
+    let ws = connect(&server.ws("/ws/deaf"), &[]).await?;
+    let (mut tx, mut rx) = ws.split();
+    // The browser floods the upstream until its writes block (nobody reads them).
+    let flood = tokio::spawn(async move {
+        let chunk = "x".repeat(64 << 10);
+        for _ in 0..2_000 {
+            if tx.send(Message::text(chunk.clone())).await.is_err() {
+                break;
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // …and still hears the upstream.
+    let mut ticks = 0;
+    let until = Instant::now() + Duration::from_millis(500);
+    while Instant::now() < until {
+        if let Ok(Some(Ok(Message::Text(t)))) =
+            tokio::time::timeout(Duration::from_millis(200), rx.next()).await
+            && t.starts_with("tick ")
+        {
+            ticks += 1;
+        }
+    }
+    assert!(
+        ticks >= 5,
+        "only {ticks} upstream messages while the other direction was stuck"
+    );
+    // A kick does not wait for the stuck write.
+    let started = Instant::now();
+    let id = server.handle.connections()[0].id.clone();
+    server.handle.kick(&id, 4009, "kicked")?;
+    let code = loop {
+        match tokio::time::timeout(Duration::from_secs(5), rx.next()).await? {
+            Some(Ok(Message::Close(Some(f)))) => break u16::from(f.code),
+            Some(Ok(_)) => continue,
+            other => panic!("no close frame: {other:?}"),
+        }
+    };
+    assert_eq!(code, 4009);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    flood.abort();
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_relayed_message_over_the_limit_closes_1009() -> Result<()> {
+    let up = upstream().await;
+    let server = TestServer::start(proxy_config(
+        up,
+        "websockets = true\n[server]\nmax_message_bytes = 1024",
+    ))
+    .await;
+    let mut ws = connect(&server.ws("/ws/echo"), &[]).await?;
+    next_text(&mut ws).await?;
+    send_text(&mut ws, &"x".repeat(2048)).await;
+    let (code, reason) = closed(&mut ws).await?;
+    assert_eq!(code, 1009, "{reason}");
+    Ok(())
+}

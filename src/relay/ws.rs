@@ -10,11 +10,11 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use axum::extract::FromRequestParts;
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -30,7 +30,7 @@ use tungstenite::protocol::frame::coding::CloseCode as WireCode;
 use super::http::add_forwarded;
 use crate::api::ApiError;
 use crate::auth;
-use crate::close::CloseCode;
+use crate::close::{CloseCode, DropReason};
 use crate::connection::{self, conn_event, finish, payload_len, truncate_reason};
 use crate::events::{EventKind, clip, preview};
 use crate::handshake::{self, Attempt};
@@ -329,23 +329,25 @@ fn first_line(body: &[u8]) -> String {
 
 /// How a relayed connection ended, seen from the browser's side.
 enum End {
-    /// Close the browser with this.
+    /// Close the browser with this (and the upstream with 1001).
     Close(Close),
-    /// Already closed (the close frame went through, or the browser is gone).
-    Done {
-        code: u16,
-        reason: String,
-        by_client: bool,
-    },
+    /// The browser sent a close: it goes to the upstream, and the browser gets its reply.
+    ByBrowser { code: u16, reason: String },
+    /// The upstream sent a close: it goes to the browser.
+    ByUpstream { code: u16, reason: String },
+    /// The browser is gone; the upstream is told.
+    BrowserGone,
 }
 
 /// Moves frames both ways until one side closes, the connection is kicked, or the
-/// server stops. A side that stops reading stalls the other (no frame is queued without
-/// bound); a write stalled for `idle_timeout_s` ends the connection.
+/// server stops. Each direction runs on its own, so a side that stops reading stalls
+/// only what is sent to it (nothing is queued without bound), and a write stalled for
+/// `idle_timeout_s` ends the connection (drop reason `write_stalled`). The browser is
+/// pinged and closed when idle, as on an endpoint.
 async fn pump(
     shared: &Arc<Shared>,
-    mut browser: WebSocket,
-    mut upstream: Upstream,
+    browser: WebSocket,
+    upstream: Upstream,
     conn: &Arc<Conn>,
     mut rx: mpsc::Receiver<Message>,
     _slot: Slot,
@@ -354,91 +356,187 @@ async fn pump(
     let mut connected = conn_event(conn, EventKind::Connected);
     connected.path = Some(conn.meta.path.clone());
     shared.events.emit(connected);
-    let stall = Duration::from_secs(shared.config.server.idle_timeout_s.0);
+
+    let cfg = &shared.config.server;
+    let idle = Duration::from_secs(cfg.idle_timeout_s.0);
+    let started = Instant::now();
+    // Milliseconds since `started` of the browser's last frame.
+    let last_seen = AtomicU64::new(0);
+    let (mut b_tx, mut b_rx) = browser.split();
+    let (mut u_tx, mut u_rx) = upstream.split();
     let stalled = || {
+        shared.hub.stats.drop_client(DropReason::WriteStalled);
         Close::new(
             CloseCode::Policy,
             format!(
                 "not reading: a write stalled for {}s (idle_timeout_s)",
-                stall.as_secs()
+                idle.as_secs()
             ),
         )
     };
-    let end = loop {
-        tokio::select! {
-            biased;
-            _ = shared.stop.cancelled() => break End::Close(Close::new(CloseCode::GoingAway, "server stopping")),
-            _ = conn.closing() => break End::Close(conn.close_reason().unwrap_or(Close::new(CloseCode::Normal, ""))),
-            out = rx.recv() => {
-                let Some(msg) = out else {
-                    break End::Done { code: CloseCode::Abnormal.code(), reason: "queue closed".into(), by_client: false };
-                };
-                // A publish aimed at this connection's id.
-                if !matches!(timeout(stall, browser.send(msg)).await, Ok(Ok(()))) {
-                    break End::Close(stalled());
-                }
-            }
-            frame = browser.recv() => match frame {
-                None | Some(Err(_)) => {
-                    let _ = timeout(Duration::from_secs(1), upstream.close(Some(wire_close(1001, "browser went away")))).await;
-                    break End::Done { code: CloseCode::Abnormal.code(), reason: "connection dropped".into(), by_client: true };
+
+    let browser_to_upstream = async {
+        loop {
+            let frame = b_rx.next().await;
+            last_seen.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+            match frame {
+                None => return End::BrowserGone,
+                Some(Err(e)) => {
+                    return match connection::read_error(e, cfg.max_message_bytes.0, shared) {
+                        c if c.code == CloseCode::Abnormal.code() => End::BrowserGone,
+                        c => End::Close(c),
+                    };
                 }
                 Some(Ok(Message::Close(frame))) => {
-                    let (code, reason) = frame.map_or((CloseCode::NoStatus.code(), String::new()), |f| (f.code, f.reason.to_string()));
-                    let _ = timeout(Duration::from_secs(1), upstream.close(sendable(code).map(|c| wire_close(c, &reason)))).await;
-                    // tungstenite queued the browser's close reply; only a flush writes it.
-                    let _ = timeout(Duration::from_secs(1), browser.flush()).await;
-                    break End::Done { code, reason, by_client: true };
+                    let (code, reason) = frame
+                        .map_or((CloseCode::NoStatus.code(), String::new()), |f| {
+                            (f.code, f.reason.to_string())
+                        });
+                    return End::ByBrowser { code, reason };
                 }
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                 Some(Ok(msg)) => {
                     count(shared, conn, &msg, EventKind::MessageIn);
-                    if !matches!(timeout(stall, upstream.send(to_upstream(msg))).await, Ok(Ok(()))) {
-                        break End::Close(Close::new(CloseCode::UpstreamFailed, "upstream stopped taking messages"));
+                    let Some(out) = to_upstream(msg) else {
+                        continue;
+                    };
+                    match timeout(idle, u_tx.send(out)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => {
+                            return End::Close(Close::new(
+                                CloseCode::UpstreamFailed,
+                                "upstream connection dropped",
+                            ));
+                        }
+                        Err(_) => {
+                            return End::Close(Close::new(
+                                CloseCode::UpstreamFailed,
+                                "the upstream stopped taking messages",
+                            ));
+                        }
                     }
                 }
-            },
-            frame = upstream.next() => match frame {
-                Some(Err(tungstenite::Error::Capacity(_))) => break End::Close(Close::new(
-                    CloseCode::TooBig,
-                    "the upstream sent a message over max_message_bytes",
-                )),
-                None | Some(Err(_)) => break End::Close(Close::new(CloseCode::UpstreamFailed, "upstream connection dropped")),
-                Some(Ok(tungstenite::Message::Close(frame))) => {
-                    let (code, reason) = frame.map_or((CloseCode::NoStatus.code(), String::new()), |f| (u16::from(f.code), f.reason.to_string()));
-                    let _ = timeout(Duration::from_secs(1), upstream.flush()).await;
-                    match sendable(code) {
-                        Some(c) => connection::send_close(&mut browser, c, &reason).await,
-                        None => connection::send_close(&mut browser, CloseCode::Normal.code(), "").await,
-                    }
-                    break End::Done { code, reason: if reason.is_empty() { "closed by upstream".into() } else { reason }, by_client: false };
-                }
-                Some(Ok(msg)) => {
-                    let Some(msg) = to_browser(msg) else { continue };
-                    count(shared, conn, &msg, EventKind::MessageOut);
-                    if !matches!(timeout(stall, browser.send(msg)).await, Ok(Ok(()))) {
-                        break End::Close(stalled());
-                    }
-                }
-            },
+            }
         }
     };
-    match end {
+
+    let upstream_to_browser = async {
+        let mut ping = tokio::time::interval(Duration::from_secs(cfg.ping_interval_s.0));
+        ping.reset();
+        loop {
+            let out = tokio::select! {
+                frame = u_rx.next() => match frame {
+                    Some(Err(tungstenite::Error::Capacity(_))) => {
+                        shared.hub.stats.drop_client(DropReason::MessageTooBig);
+                        return End::Close(Close::new(
+                            CloseCode::TooBig,
+                            "the upstream sent a message over max_message_bytes",
+                        ));
+                    }
+                    None | Some(Err(_)) => {
+                        return End::Close(Close::new(CloseCode::UpstreamFailed, "upstream connection dropped"));
+                    }
+                    Some(Ok(tungstenite::Message::Close(frame))) => {
+                        let (code, reason) = frame.map_or((CloseCode::NoStatus.code(), String::new()), |f| {
+                            (u16::from(f.code), f.reason.to_string())
+                        });
+                        return End::ByUpstream { code, reason };
+                    }
+                    Some(Ok(msg)) => {
+                        let Some(msg) = to_browser(msg) else { continue };
+                        count(shared, conn, &msg, EventKind::MessageOut);
+                        msg
+                    }
+                },
+                // A publish aimed at this connection's id.
+                queued = rx.recv() => match queued {
+                    Some(msg) => msg,
+                    None => return End::BrowserGone,
+                },
+                _ = ping.tick() => {
+                    let quiet = started.elapsed().saturating_sub(Duration::from_millis(last_seen.load(Ordering::Relaxed)));
+                    if quiet >= idle {
+                        shared.hub.stats.drop_client(DropReason::IdleTimeout);
+                        return End::Close(Close::new(
+                            CloseCode::Policy,
+                            format!("no traffic for {}s (idle_timeout_s)", idle.as_secs()),
+                        ));
+                    }
+                    Message::Ping(Default::default())
+                }
+            };
+            if !matches!(timeout(idle, b_tx.send(out)).await, Ok(Ok(()))) {
+                return End::Close(stalled());
+            }
+        }
+    };
+
+    let end = tokio::select! {
+        biased;
+        _ = shared.stop.cancelled() => End::Close(Close::new(CloseCode::GoingAway, "server stopping")),
+        _ = conn.closing() => End::Close(conn.close_reason().unwrap_or(Close::new(CloseCode::Normal, ""))),
+        end = browser_to_upstream => end,
+        end = upstream_to_browser => end,
+    };
+
+    let grace = Duration::from_secs(1);
+    let (code, reason, by_client) = match end {
         End::Close(close) => {
             let _ = timeout(
-                Duration::from_secs(1),
-                upstream.close(Some(wire_close(CloseCode::GoingAway.code(), &close.reason))),
+                grace,
+                u_tx.send(tungstenite::Message::Close(Some(wire_close(
+                    CloseCode::GoingAway.code(),
+                    &close.reason,
+                )))),
             )
             .await;
-            connection::send_close(&mut browser, close.code, &close.reason).await;
-            finish(shared, conn, close.code, &close.reason, false);
+            if close.code != CloseCode::Abnormal.code() {
+                let mut browser = b_tx.reunite(b_rx).expect("halves of one socket");
+                connection::send_close(&mut browser, close.code, &close.reason).await;
+            }
+            (close.code, close.reason, false)
         }
-        End::Done {
-            code,
-            reason,
-            by_client,
-        } => finish(shared, conn, code, &reason, by_client),
-    }
+        End::ByBrowser { code, reason } => {
+            let _ = timeout(
+                grace,
+                u_tx.send(tungstenite::Message::Close(
+                    sendable(code).map(|c| wire_close(c, &reason)),
+                )),
+            )
+            .await;
+            // tungstenite queued the browser's close reply; only a flush writes it.
+            let _ = timeout(grace, b_tx.flush()).await;
+            (code, reason, true)
+        }
+        End::ByUpstream { code, reason } => {
+            let _ = timeout(grace, u_tx.flush()).await;
+            let mut browser = b_tx.reunite(b_rx).expect("halves of one socket");
+            let sent = sendable(code).unwrap_or(CloseCode::Normal.code());
+            connection::send_close(&mut browser, sent, &reason).await;
+            let reason = if reason.is_empty() {
+                "closed by upstream".into()
+            } else {
+                reason
+            };
+            (code, reason, false)
+        }
+        End::BrowserGone => {
+            let _ = timeout(
+                grace,
+                u_tx.send(tungstenite::Message::Close(Some(wire_close(
+                    CloseCode::GoingAway.code(),
+                    "browser went away",
+                )))),
+            )
+            .await;
+            (
+                CloseCode::Abnormal.code(),
+                "connection dropped".to_string(),
+                true,
+            )
+        }
+    };
+    finish(shared, conn, code, &reason, by_client);
 }
 
 /// Counts a frame and records it (`message_in`: browser → upstream; `message_out`:
@@ -486,28 +584,22 @@ fn wire_close(code: u16, reason: &str) -> tungstenite::protocol::CloseFrame {
     }
 }
 
-fn to_upstream(msg: Message) -> tungstenite::Message {
+/// A data frame for the upstream (pings and closes are each side's own business).
+fn to_upstream(msg: Message) -> Option<tungstenite::Message> {
     match msg {
-        Message::Text(t) => {
-            tungstenite::Message::Text(Bytes::from(t).try_into().unwrap_or_default())
-        }
-        Message::Binary(b) => tungstenite::Message::Binary(b),
-        Message::Ping(b) => tungstenite::Message::Ping(b),
-        Message::Pong(b) => tungstenite::Message::Pong(b),
-        Message::Close(f) => tungstenite::Message::Close(f.map(|f| wire_close(f.code, &f.reason))),
+        Message::Text(t) => Some(tungstenite::Message::Text(Bytes::from(t).try_into().ok()?)),
+        Message::Binary(b) => Some(tungstenite::Message::Binary(b)),
+        _ => None,
     }
 }
 
+/// A data frame for the browser.
 fn to_browser(msg: tungstenite::Message) -> Option<Message> {
     match msg {
         tungstenite::Message::Text(t) => {
             Some(Message::Text(Utf8Bytes::try_from(Bytes::from(t)).ok()?))
         }
         tungstenite::Message::Binary(b) => Some(Message::Binary(b)),
-        tungstenite::Message::Close(f) => Some(Message::Close(f.map(|f| CloseFrame {
-            code: f.code.into(),
-            reason: f.reason.as_str().into(),
-        }))),
         _ => None,
     }
 }
