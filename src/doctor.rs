@@ -217,9 +217,27 @@ async fn check_upstream(
             format!("GET / HTTP/1.0\r\nHost: {host}\r\nAccept: text/html\r\n\r\n").as_bytes(),
         )
         .await?;
+        // The head and the start of the page are enough: an upstream that streams on
+        // `/` (server-sent events) must not look silent.
         let mut buf = Vec::new();
-        // The head and the start of the page are enough.
-        (&mut s).take(64 << 10).read_to_end(&mut buf).await?;
+        let mut chunk = [0u8; 8192];
+        let mut body_until: Option<tokio::time::Instant> = None;
+        while buf.len() < 64 << 10 {
+            let read = match body_until {
+                Some(t) => match tokio::time::timeout_at(t, s.read(&mut chunk)).await {
+                    Ok(r) => r?,
+                    Err(_) => break,
+                },
+                None => s.read(&mut chunk).await?,
+            };
+            if read == 0 {
+                break;
+            }
+            buf.extend_from_slice(&chunk[..read]);
+            if body_until.is_none() && buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                body_until = Some(tokio::time::Instant::now() + Duration::from_millis(500));
+            }
+        }
         std::io::Result::Ok(String::from_utf8_lossy(&buf).into_owned())
     })
     .await;

@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use crate::api::ApiError;
 use crate::auth::{self, Rejection};
 use crate::close::CloseCode;
-use crate::config::{AuthMode, RejectMode};
+use crate::config::{AuthMode, RejectMode, TokenSource};
 use crate::connection;
 use crate::endpoint::{Matched, NoEndpoint, ReservedChannel};
 use crate::events::{Event, EventKind, clip};
@@ -87,6 +87,14 @@ fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// A request's path as events show it: token parameters redacted, cut to the field limit.
+pub(crate) fn shown_path(uri: &axum::http::Uri, sources: &[TokenSource]) -> String {
+    clip(&match uri.query() {
+        Some(q) => format!("{}?{}", uri.path(), auth::redact_query(q, sources)),
+        None => uri.path().to_string(),
+    })
+}
+
 /// Whether a request asks for a WebSocket.
 pub(crate) fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
     header_str(headers, header::UPGRADE).is_some_and(|u| u.eq_ignore_ascii_case("websocket"))
@@ -115,13 +123,7 @@ pub(crate) async fn upgrade(
     let offered_refs: Vec<&str> = offered.iter().map(String::as_str).collect();
     let query = parts.uri.query();
     // Cut once here: the event, the log line and the reason all show this.
-    let shown_path = clip(&match query {
-        Some(q) => format!(
-            "{path}?{}",
-            auth::redact_query(q, &shared.config.auth.token_sources)
-        ),
-        None => path.clone(),
-    });
+    let shown_path = shown_path(&parts.uri, &shared.config.auth.token_sources);
 
     let found = auth::find_token(
         &shared.config.auth.token_sources,

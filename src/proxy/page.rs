@@ -7,7 +7,8 @@ use super::Proxy;
 use super::process::ProcessState;
 
 /// The page, as HTML. `show_output` is false for a request whose `Host` is not one of
-/// Sockpit's own names: a DNS-rebinding page must not read the upstream's output.
+/// Sockpit's own names: a DNS-rebinding page must not read the command line (it may
+/// carry secrets) or the upstream's output.
 /// `error` says why the upstream gave no answer (`connection refused …`).
 pub fn html(proxy: &Proxy, error: &str, show_output: bool) -> String {
     let mut body = String::new();
@@ -25,13 +26,13 @@ pub fn html(proxy: &Proxy, error: &str, show_output: bool) -> String {
                 s.state,
                 ProcessState::Starting | ProcessState::Exited | ProcessState::CrashLoop
             );
-            let _ = write!(
-                body,
-                "<p>Sockpit runs it: <code>{}</code> — <b>{}</b>.</p>",
-                escape(p.command()),
-                escape(&s.detail)
-            );
             if show_output {
+                let _ = write!(
+                    body,
+                    "<p>Sockpit runs it: <code>{}</code> — <b>{}</b>.</p>",
+                    escape(p.command()),
+                    escape(&s.detail)
+                );
                 let tail = p.tail();
                 if tail.is_empty() {
                     body.push_str("<p>It has printed nothing yet.</p>");
@@ -42,6 +43,8 @@ pub fn html(proxy: &Proxy, error: &str, show_output: bool) -> String {
                         escape(&tail.join("\n"))
                     );
                 }
+            } else {
+                body.push_str("<p>Sockpit runs it (open this page through localhost to see how it is doing).</p>");
             }
         }
         None => {
@@ -68,9 +71,10 @@ pre{{background:#f6f8fa;padding:1rem;overflow:auto;font-size:13px}}code{{backgro
 }
 
 /// The same, as one line of text (for clients that do not ask for HTML).
-pub fn text(proxy: &Proxy, error: &str) -> String {
+pub fn text(proxy: &Proxy, error: &str, show_output: bool) -> String {
     let who = match &proxy.process {
-        Some(p) => format!(" (Sockpit runs it: {})", p.status().detail),
+        Some(p) if show_output => format!(" (Sockpit runs it: {})", p.status().detail),
+        Some(_) => " (Sockpit runs it)".into(),
         None => " (Sockpit did not start it: [proxy] command is not set)".into(),
     };
     format!(
@@ -113,6 +117,9 @@ mod tests {
         assert!(!page.contains("<script>"));
         assert!(page.contains("http://127.0.0.1:8001"));
         assert!(page.contains("python manage.py runserver"));
-        assert!(!html(&proxy, why, false).contains("SECRET"));
+        let foreign = html(&proxy, why, false);
+        assert!(!foreign.contains("SECRET"));
+        assert!(!foreign.contains("runserver"));
+        assert!(!text(&proxy, why, false).contains("runserver"));
     }
 }

@@ -18,6 +18,7 @@ use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep, timeout};
 use tokio_util::sync::CancellationToken;
 use ts_rs::TS;
@@ -166,24 +167,36 @@ impl Process {
                 break;
             }
             if answers(&self.upstream).await {
+                let port = self.upstream.port();
+                // Walking /proc blocks: off the runtime's workers.
+                let holder = tokio::task::spawn_blocking(move || crate::portinfo::holder_of(port))
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|h| format!(" ({h})"))
+                    .unwrap_or_default();
                 emit(state_event(
                     format!(
-                        "{} already answers before the command starts: another server holds it{} (the command will likely fail to listen)",
+                        "{} already answers before the command starts: another server holds it{holder} (the command will likely fail to listen)",
                         self.upstream,
-                        holder(&self.upstream)
                     ),
                     None,
                 ));
             }
             let started = Instant::now();
             let output = CancellationToken::new();
-            let spawned = self.spawn(&emit, &output);
-            let (mut child, pid) = match spawned {
+            let (mut child, group, readers) = match self.spawn(&emit, &output) {
                 Ok(c) => c,
                 Err(e) => {
+                    // It will not fix itself soon: counted as a quick exit.
+                    quick_exits += 1;
                     let why = format!("cannot start `{}`: {e}", self.command);
                     let s = self.set(|s| {
-                        s.state = ProcessState::Exited;
+                        s.state = if quick_exits >= CRASH_LOOP_AFTER {
+                            ProcessState::CrashLoop
+                        } else {
+                            ProcessState::Exited
+                        };
                         s.pid = None;
                         s.detail = why.clone();
                     });
@@ -195,6 +208,7 @@ impl Process {
                     continue;
                 }
             };
+            let pid = group.pid;
             self.set(|s| {
                 s.state = ProcessState::Starting;
                 s.pid = Some(pid);
@@ -216,13 +230,14 @@ impl Process {
                         let took = started.elapsed().as_secs_f64();
                         let s = self.set(|s| {
                             s.state = ProcessState::Ready;
+                            s.exit_code = None;
                             s.detail = format!("ready at {} after {took:.1}s", self.upstream);
                         });
                         emit(state_event(s.detail, None));
                     }
                     _ = stop.cancelled() => {
-                        terminate(&mut child, pid).await;
-                        finish_output(&output).await;
+                        terminate(&mut child, &group).await;
+                        finish_output(readers, &output).await;
                         let s = self.set(|s| {
                             s.state = ProcessState::Stopped;
                             s.pid = None;
@@ -234,8 +249,8 @@ impl Process {
                 }
             };
             // Whatever the leader left behind (a reloader's child, a worker) goes too.
-            let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
-            finish_output(&output).await;
+            drop(group);
+            finish_output(readers, &output).await;
             let code = exited.map(exit_code);
             if started.elapsed() >= STABLE_AFTER {
                 quick_exits = 0;
@@ -286,7 +301,7 @@ impl Process {
         self: &Arc<Self>,
         emit: &(impl Fn(Event) + Clone + Send + Sync + 'static),
         output: &CancellationToken,
-    ) -> std::io::Result<(Child, u32)> {
+    ) -> std::io::Result<(Child, Group, Vec<JoinHandle<()>>)> {
         let mut cmd = Command::new("sh");
         // stderr joins stdout inside the shell: one pipe keeps a traceback's lines in
         // the order the program wrote them.
@@ -310,11 +325,18 @@ impl Process {
             ),
             _ => e,
         })?;
-        let pid = child.id().unwrap_or_default();
-        if let Some(out) = child.stdout.take() {
-            tokio::spawn(read_lines(out, self.clone(), emit.clone(), output.clone()));
-        }
-        Ok((child, pid))
+        // A pid of 0 would make killpg signal Sockpit's own group.
+        let pid = child
+            .id()
+            .filter(|&p| p > 0)
+            .ok_or_else(|| std::io::Error::other("the command exited before it had a pid"))?;
+        let readers = child
+            .stdout
+            .take()
+            .map(|out| tokio::spawn(read_lines(out, self.clone(), emit.clone(), output.clone())))
+            .into_iter()
+            .collect();
+        Ok((child, Group { pid }, readers))
     }
 
     #[cfg(test)]
@@ -373,16 +395,28 @@ async fn wait_until_answers(upstream: &UpstreamUrl) {
     }
 }
 
-/// ` (python3, pid 12)` when the holder of a loopback upstream's port can be seen.
-fn holder(upstream: &UpstreamUrl) -> String {
-    crate::portinfo::holder_of(upstream.port())
-        .map(|h| format!(" ({h})"))
-        .unwrap_or_default()
+/// The command's process group: SIGKILLed when dropped, so the group goes with the
+/// server even when the supervising task is dropped instead of cancelled (a runtime
+/// ending) — runserver's child must not keep the port.
+struct Group {
+    pid: u32,
+}
+
+impl Group {
+    fn id(&self) -> Pid {
+        Pid::from_raw(self.pid as i32)
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        let _ = killpg(self.id(), Signal::SIGKILL);
+    }
 }
 
 /// SIGTERM to the whole group; SIGKILL to what is left after [`TERM_GRACE`].
-async fn terminate(child: &mut Child, pid: u32) {
-    let group = Pid::from_raw(pid as i32);
+async fn terminate(child: &mut Child, group: &Group) {
+    let group = group.id();
     let _ = killpg(group, Signal::SIGTERM);
     let deadline = Instant::now() + TERM_GRACE;
     let _ = tokio::time::timeout_at(deadline, child.wait()).await;
@@ -394,10 +428,14 @@ async fn terminate(child: &mut Child, pid: u32) {
     let _ = child.wait().await;
 }
 
-/// Lets the readers take what the pipes still hold, then stops them (a daemonised
-/// grandchild could keep a pipe open forever).
-async fn finish_output(output: &CancellationToken) {
-    sleep(Duration::from_millis(100)).await;
+/// Lets the readers take what the pipe still holds (up to a second), then stops them:
+/// a daemonised grandchild could keep the pipe open forever.
+async fn finish_output(readers: Vec<JoinHandle<()>>, output: &CancellationToken) {
+    let _ = timeout(
+        Duration::from_secs(1),
+        futures_util::future::join_all(readers),
+    )
+    .await;
     output.cancel();
 }
 

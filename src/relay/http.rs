@@ -9,12 +9,12 @@ use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
 
-use crate::auth;
-use crate::events::{Event, EventKind, clip};
+use crate::events::{Event, EventKind};
+use crate::handshake;
 use crate::origin::check_host;
 use crate::proxy::page;
 use crate::proxy::{Proxy, READY_WAIT};
@@ -33,7 +33,7 @@ pub(crate) async fn forward(
         shared: shared.clone(),
         started,
         method: parts.method.to_string(),
-        path: shown_path(&shared, &parts.uri),
+        path: handshake::shown_path(&parts.uri, &shared.config.auth.token_sources),
         remote,
         status: 0,
         bytes: 0,
@@ -131,21 +131,9 @@ impl Drop for RequestLog {
     }
 }
 
-/// The path as events show it: query secrets redacted, cut to the field limit.
-fn shown_path(shared: &Shared, uri: &Uri) -> String {
-    clip(&match uri.query() {
-        Some(q) => format!(
-            "{}?{}",
-            uri.path(),
-            auth::redact_query(q, &shared.config.auth.token_sources)
-        ),
-        None => uri.path().to_string(),
-    })
-}
-
 /// Headers that describe one connection, not the request (RFC 9110 §7.6.1), plus the
 /// ones the `Connection` header names.
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -186,9 +174,11 @@ pub(crate) fn add_forwarded(
         headers.insert("x-forwarded-for", v);
     }
     headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
-    if let Some(h) = host {
-        headers.insert("x-forwarded-host", h.clone());
-    }
+    // Never the client's own claim.
+    match host {
+        Some(h) => headers.insert("x-forwarded-host", h.clone()),
+        None => headers.remove("x-forwarded-host"),
+    };
 }
 
 /// A `Location` that names the upstream's own address (`http://127.0.0.1:8001/x`)
@@ -245,7 +235,10 @@ fn bad_gateway(proxy: &Proxy, why: &str, show_output: bool, html: bool) -> Respo
             page::html(proxy, why, show_output),
         )
     } else {
-        ("text/plain; charset=utf-8", page::text(proxy, why))
+        (
+            "text/plain; charset=utf-8",
+            page::text(proxy, why, show_output),
+        )
     };
     let mut resp = (StatusCode::BAD_GATEWAY, body).into_response();
     let h = resp.headers_mut();

@@ -27,9 +27,8 @@ use tokio_tungstenite::WebSocketStream;
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::protocol::frame::coding::CloseCode as WireCode;
 
-use super::http::add_forwarded;
+use super::http::{add_forwarded, strip_hop_by_hop};
 use crate::api::ApiError;
-use crate::auth;
 use crate::close::{CloseCode, DropReason};
 use crate::connection::{self, conn_event, finish, payload_len, truncate_reason};
 use crate::events::{EventKind, clip, preview};
@@ -70,14 +69,7 @@ pub(crate) async fn relay(
         .get(header::ORIGIN)
         .and_then(|v| v.to_str().ok());
     let attempt = Attempt {
-        path: clip(&match parts.uri.query() {
-            Some(q) => format!(
-                "{}?{}",
-                parts.uri.path(),
-                auth::redact_query(q, &shared.config.auth.token_sources)
-            ),
-            None => parts.uri.path().to_string(),
-        }),
+        path: handshake::shown_path(&parts.uri, &shared.config.auth.token_sources),
         endpoint: Some(UPSTREAM_ENDPOINT.into()),
         remote,
         origin: sent_origin.map(clip),
@@ -190,24 +182,17 @@ async fn open_upstream(
         .body(())
         .map_err(|e| unreachable(format!("cannot build the request: {e}")))?;
     let headers = req.headers_mut();
-    for (name, value) in &parts.headers {
-        let skip = matches!(
-            name.as_str(),
-            "connection"
-                | "upgrade"
-                | "keep-alive"
-                | "te"
-                | "trailer"
-                | "transfer-encoding"
-                | "proxy-connection"
-                | "sec-websocket-key"
-                | "sec-websocket-version"
-                | "sec-websocket-extensions"
-                | "host"
-        );
-        if !skip {
-            headers.append(name.clone(), value.clone());
-        }
+    *headers = parts.headers.clone();
+    strip_hop_by_hop(headers);
+    // The handshake is ours to make; no extension is negotiated (frames are relayed
+    // one by one, not recompressed).
+    for name in [
+        header::HOST,
+        header::SEC_WEBSOCKET_KEY,
+        header::SEC_WEBSOCKET_VERSION,
+        header::SEC_WEBSOCKET_EXTENSIONS,
+    ] {
+        headers.remove(name);
     }
     let host = parts.headers.get(header::HOST).cloned();
     headers.insert(

@@ -1,7 +1,7 @@
 // The Django drop-in, end to end: a real Django project (tests/fixtures/django: Django,
 // Channels, daphne, SimpleJWT, from PyPI into target/django-venv) started by the real
 // `sockpit serve` through `[proxy] command`, driven by Debian's Chromium.
-import { rmSync } from "node:fs";
+import { rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { createServer } from "node:net";
 import { join } from "node:path";
@@ -33,6 +33,9 @@ function freePort(): Promise<number> {
   });
 }
 
+/** While this file exists the command exits at once: the test holds the upstream down. */
+const holdFile = (port: number) => join(tmpdir(), `sockpit-django-hold-${port}`);
+
 /** Sockpit with the fixture as its upstream, run by `server` (runserver or daphne). */
 async function sockpitWithDjango(server: "runserver" | "daphne", port: number): Promise<Served> {
   const run =
@@ -52,7 +55,7 @@ ${endpoints}
 [proxy]
 upstream = "http://127.0.0.1:${port}"
 websockets = ${server === "daphne"}
-command = "${VENV}/python manage.py migrate --noinput -v 0 && exec ${run}"
+command = "test -e ${holdFile(port)} && { echo held by the test; exit 1; }; ${VENV}/python manage.py migrate --noinput -v 0 && exec ${run}"
 cwd = "${FIXTURE}"
 env = { FIXTURE_DB = "${join(tmpdir(), `sockpit-django-${port}.sqlite3`)}", DJANGO_SECRET_KEY = "${SECRET}" }
 `;
@@ -113,25 +116,34 @@ describe("a Django project behind Sockpit", () => {
       expect(conns.connections[0].endpoint).toBe("/ws/dashboard/");
       expect(conns.connections[0].user).toBe("1");
 
-      // The upstream killed mid-test: the 502 page while it is down, then it is back.
+      // The upstream killed mid-test (and held down until the page is seen): the 502
+      // page names it and shows its output; released, Sockpit restarts it.
       const before = await processState(served, "ready");
+      writeFileSync(holdFile(port), "");
       process.kill(before.pid, "SIGKILL");
-      await processState(served, "exited", 5_000);
+      // Killed, then restarted into the hold: it exits with 1, and goes on doing so.
+      await expect
+        .poll(async () => (await api(served, "/_sockpit/api/stats")).proxy.process.detail, { timeout: 10_000 })
+        .toMatch(/^exited with code 1/);
       const down = await page.goto(`${served.base}/`);
       expect(down!.status()).toBe(502);
       const text = await page.textContent("body");
       expect(text).toContain(`http://127.0.0.1:${port}`);
       expect(text).toContain("Sockpit runs it");
-      expect(text).toContain("killed by signal 9");
+      expect(text).toContain("exited with code 1");
+      // Its output, not only its command line.
+      expect(await page.textContent("pre")).toContain("held by the test");
       await page.screenshot({ path: join(DOCS, "proxy-502.png") });
+      rmSync(holdFile(port));
       const again = await processState(served, "ready");
-      expect(again.restarts).toBe(1);
+      expect(again.restarts).toBeGreaterThanOrEqual(1);
       expect((await page.goto(`${served.base}/`))!.status()).toBe(200);
       await page.close();
     } finally {
       served.stop();
       await served.exited;
       rmSync(join(tmpdir(), `sockpit-django-${port}.sqlite3`), { force: true });
+      rmSync(holdFile(port), { force: true });
     }
     // Quit (SIGTERM) took runserver and its autoreloader child with it.
     expect(processesWith(`runserver 127.0.0.1:${port}`)).toEqual([]);
@@ -177,6 +189,7 @@ describe("a Django project behind Sockpit", () => {
       served.stop();
       await served.exited;
       rmSync(join(tmpdir(), `sockpit-django-${port}.sqlite3`), { force: true });
+      rmSync(holdFile(port), { force: true });
     }
     expect(processesWith(`-p ${port} core.asgi`)).toEqual([]);
   }, 120_000);
