@@ -19,6 +19,7 @@ export const EVENT_KINDS = [
   "http_request",
   "upstream_output",
   "upstream_state",
+  "bridge_state",
 ] as const satisfies readonly EventKind[];
 type MissingKind = Exclude<EventKind, (typeof EVENT_KINDS)[number]>;
 const allKindsListed: [MissingKind] extends [never] ? true : MissingKind = true;
