@@ -8,7 +8,7 @@
 //!
 //! `cargo bench --bench load` (or `make bench`). Knobs: `SOCKPIT_BENCH_CONNS` (10000),
 //! `SOCKPIT_BENCH_SUBS` (1000), `SOCKPIT_BENCH_RATE` (50), `SOCKPIT_BENCH_SECS` (10),
-//! `SOCKPIT_BENCH_ONLY` (`handshakes`, `fanout`, `hostile` or `proxy`: one scenario),
+//! `SOCKPIT_BENCH_ONLY` (`handshakes`, `fanout`, `hostile`, `proxy` or `bridge`: one scenario),
 //! `SOCKPIT_BENCH_BIN` (another `sockpit` binary to measure, for before/after runs).
 //! Every loop is bounded in count and time; the only target is 127.0.0.1.
 
@@ -467,6 +467,173 @@ async fn proxy_overhead(secs: u64) -> Result<()> {
     Ok(())
 }
 
+/// Micro-seconds since the epoch: sender and receivers share this machine's clock.
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or_default()
+}
+
+/// A channels_redis group message, msgpack as channels_redis writes it, carrying its
+/// send time; `channel` adds the default layer's `__asgi_channel__`.
+fn group_message(i: u64, channel: Option<&str>) -> Vec<u8> {
+    use rmpv::Value as M;
+    let mut fields = vec![
+        (M::from("type"), M::from("chat.message")),
+        (
+            M::from("data"),
+            M::Map(vec![
+                (M::from("t"), M::from(now_us())),
+                (M::from("i"), M::from(i)),
+            ]),
+        ),
+    ];
+    if let Some(c) = channel {
+        fields.push((M::from("__asgi_channel__"), M::Array(vec![M::from(c)])));
+    }
+    let mut out = Vec::new();
+    rmpv::encode::write_value(&mut out, &M::Map(fields)).expect("encodes");
+    out
+}
+
+/// `group_send` → browser through the channels_redis bridge, for both layers: messages
+/// are written to Redis exactly as channels_redis writes them (a PUBLISH for the pub/sub
+/// layer; a ZADD into the member channel's sorted set, with 12 random bytes first, for
+/// the default layer), `rate` a second for `secs`, to 100 subscribers of one group.
+async fn bridge_latency(rate: u64, secs: u64) -> Result<()> {
+    const SUBS: usize = 100;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let dir = std::env::temp_dir().join(format!("sockpit-bench-bridge-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let mut redis_server = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .current_dir(&dir)
+        .stdout(Stdio::null())
+        .spawn()
+        .context("redis-server (apt install redis-server)")?;
+    let url = format!("redis://127.0.0.1:{port}/0");
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let server = start_server_with(&dir, &format!("\n[bridge]\nchannels_redis = \"{url}\"\n"))?;
+    let mut clients = Vec::new();
+    for _ in 0..SUBS {
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(
+            format!("ws://127.0.0.1:{}/ws/chat/bench/", server.port),
+            Some(client_config()),
+            true,
+        )
+        .await?;
+        clients.push(ws);
+    }
+    let redis = redis::Client::open(url.as_str())?;
+    let mut conn = redis.get_multiplexed_async_connection().await?;
+    // The bridge joins the group once it has members here.
+    let channel = loop {
+        let members: Vec<String> = redis::cmd("ZRANGE")
+            .arg("asgi:group:chat.bench")
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut conn)
+            .await?;
+        if let Some(m) = members.into_iter().next() {
+            break m;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let inbox = format!(
+        "asgi{}",
+        &channel[..=channel.find('!').unwrap_or(channel.len() - 1)]
+    );
+    println!(
+        "\nbridge: group_send to 1 group of {SUBS} subscribers, {rate}/s for {secs}s, per layer"
+    );
+    for layer in ["pubsub", "core"] {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<f64>();
+        let total = rate * secs;
+        let mut readers = Vec::new();
+        for ws in clients.drain(..) {
+            let tx = tx.clone();
+            readers.push(tokio::spawn(async move {
+                let mut ws = ws;
+                let mut got = 0;
+                while got < total {
+                    let Ok(Some(Ok(Message::Text(t)))) =
+                        tokio::time::timeout(Duration::from_secs(10), ws.next()).await
+                    else {
+                        break;
+                    };
+                    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&t) {
+                        let sent = v["t"].as_u64().unwrap_or(0);
+                        let _ = tx.send((now_us().saturating_sub(sent)) as f64 / 1000.0);
+                    }
+                    got += 1;
+                }
+                ws
+            }));
+        }
+        drop(tx);
+        let cpu0 = cpu_secs(server.pid)?;
+        let started = Instant::now();
+        let every = Duration::from_secs_f64(1.0 / rate as f64);
+        for i in 0..total {
+            let due = started + every * i as u32;
+            tokio::time::sleep_until(due.into()).await;
+            if layer == "pubsub" {
+                let _: i64 = redis::cmd("PUBLISH")
+                    .arg("asgi__group__chat.bench")
+                    .arg(group_message(i, None))
+                    .query_async(&mut conn)
+                    .await?;
+            } else {
+                let mut member: Vec<u8> = (0..12).map(|_| rand::random::<u8>()).collect();
+                member.extend(group_message(i, Some(&channel)));
+                let _: i64 = redis::cmd("ZADD")
+                    .arg(&inbox)
+                    .arg(now_us() as f64 / 1e6)
+                    .arg(member)
+                    .query_async(&mut conn)
+                    .await?;
+            }
+        }
+        let mut lat = Vec::new();
+        while let Some(ms) = rx.recv().await {
+            lat.push(ms);
+        }
+        let cpu = cpu_secs(server.pid)? - cpu0;
+        for r in readers {
+            clients.push(r.await?);
+        }
+        lat.sort_by(|a, b| a.total_cmp(b));
+        println!(
+            "  {layer:>6}: {} of {} delivered; group_send → browser p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {:.1} µs server CPU per delivery",
+            lat.len(),
+            total * SUBS as u64,
+            percentile(&lat, 0.50),
+            percentile(&lat, 0.99),
+            lat.last().copied().unwrap_or(f64::NAN),
+            cpu * 1e6 / lat.len().max(1) as f64,
+        );
+    }
+    drop(server);
+    let _ = redis_server.kill();
+    let _ = redis_server.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
 fn main() -> Result<()> {
     // `cargo bench` passes `--bench`; nothing else is parsed.
     let conns = env_num("SOCKPIT_BENCH_CONNS", 10_000);
@@ -496,6 +663,9 @@ fn main() -> Result<()> {
         }
         if run("proxy") {
             proxy_overhead(secs).await?;
+        }
+        if run("bridge") {
+            bridge_latency(rate, secs).await?;
         }
         Ok(())
     })

@@ -71,7 +71,8 @@ pub struct BridgeStatus {
     pub state: BridgeState,
     /// One line for people.
     pub detail: String,
-    /// `group_send` messages delivered since start.
+    /// `group_send` messages delivered to a channel with members here, since start
+    /// (the pub/sub layer carries every group's messages; the others are not counted).
     pub received: u64,
     /// Groups joined on the default layer (the channels with members here).
     pub groups: u64,
@@ -132,11 +133,11 @@ impl Bridge {
     }
 
     /// Listens until `stop`, reconnecting with backoff. `deliver(group, data)` publishes
-    /// to Sockpit's channel; `emit` records events.
+    /// to Sockpit's channel and says whether it has members here; `emit` records events.
     pub async fn run(
         self: Arc<Self>,
         hub: Arc<Hub>,
-        deliver: impl Fn(&str, &Value) + Send + Sync,
+        deliver: impl Fn(&str, &Value) -> bool + Send + Sync,
         emit: impl Fn(Event) + Send + Sync,
         stop: CancellationToken,
     ) {
@@ -158,11 +159,7 @@ impl Bridge {
                 Ok(()) => BridgeError::Closed,
                 Err(e) => e,
             };
-            let detail = format!(
-                "{}: {why}; retrying in {:.1}s",
-                self.url.redacted(),
-                backoff.as_secs_f64()
-            );
+            let detail = format!("{why}; retrying in {:.1}s", backoff.as_secs_f64());
             self.status.send_modify(|s| {
                 s.state = BridgeState::Reconnecting;
                 s.detail = detail.clone();
@@ -181,7 +178,7 @@ impl Bridge {
     async fn session(
         &self,
         hub: &Hub,
-        deliver: &(impl Fn(&str, &Value) + Send + Sync),
+        deliver: &(impl Fn(&str, &Value) -> bool + Send + Sync),
         emit: &(impl Fn(Event) + Send + Sync),
         connected: &AtomicU64,
     ) -> Result<(), BridgeError> {
@@ -211,7 +208,7 @@ impl Bridge {
         self.sync_groups(hub, &mut commands, &mut joined).await?;
         connected.store(1, Ordering::Relaxed);
         let detail = format!(
-            "listening on {} for group_send (prefix {:?}, both channels_redis layers)",
+            "listening for group_send on {} (prefix {:?}, both channels_redis layers)",
             self.url.redacted(),
             self.prefix
         );
@@ -377,7 +374,7 @@ impl Bridge {
     fn handle_core(
         &self,
         raw: &[u8],
-        deliver: &(impl Fn(&str, &Value) + Send + Sync),
+        deliver: &(impl Fn(&str, &Value) -> bool + Send + Sync),
         emit: &(impl Fn(Event) + Send + Sync),
     ) {
         if !self.small_enough(raw.len(), "", emit) {
@@ -438,7 +435,7 @@ impl Bridge {
         groups: &[String],
         raw: &[u8],
         skip: usize,
-        deliver: &(impl Fn(&str, &Value) + Send + Sync),
+        deliver: &(impl Fn(&str, &Value) -> bool + Send + Sync),
         emit: &(impl Fn(Event) + Send + Sync),
     ) {
         if !self.small_enough(raw.len(), &groups.join(", "), emit) {
@@ -459,7 +456,7 @@ impl Bridge {
         &self,
         groups: &[String],
         mut event: Value,
-        deliver: &(impl Fn(&str, &Value) + Send + Sync),
+        deliver: &(impl Fn(&str, &Value) -> bool + Send + Sync),
     ) {
         if let Some(map) = event.as_object_mut() {
             map.remove("__asgi_channel__");
@@ -470,8 +467,9 @@ impl Bridge {
             _ => event,
         };
         for g in groups {
-            self.received.fetch_add(1, Ordering::Relaxed);
-            deliver(g, &data);
+            if deliver(g, &data) {
+                self.received.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 }

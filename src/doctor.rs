@@ -133,6 +133,9 @@ pub async fn run(config: &Config, verifier: &Verifier, opts: &Options) -> Report
     if let Some(upstream) = &config.proxy.upstream {
         checks.extend(check_upstream(config, upstream, addr).await);
     }
+    if let Some(url) = &config.bridge.channels_redis {
+        checks.push(check_bridge(url).await);
+    }
     if let Some(token) = &opts.token {
         checks.extend(explain_token(config, verifier, token));
     }
@@ -336,6 +339,32 @@ async fn check_upstream(
         });
     }
     checks
+}
+
+/// The channels_redis bridge's Redis: does it answer?
+async fn check_bridge(url: &crate::config::RedisUrl) -> Check {
+    let name = "bridge";
+    let shown = url.redacted();
+    let ping = tokio::time::timeout(Duration::from_secs(3), async {
+        let client = redis::Client::open(url.as_str())?;
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        redis::cmd("PING").query_async::<String>(&mut conn).await
+    })
+    .await;
+    let fix =
+        "start Redis (redis-server), or point [bridge] channels_redis at the one in CHANNEL_LAYERS";
+    match ping {
+        Ok(Ok(_)) => Check::pass(
+            name,
+            format!("Redis at {shown} answers: group_send on it reaches Sockpit's channels"),
+        ),
+        Ok(Err(e)) => Check::fail(name, format!("Redis at {shown}: {e}"), fix),
+        Err(_) => Check::fail(
+            name,
+            format!("Redis at {shown} did not answer within 3s"),
+            fix,
+        ),
+    }
 }
 
 /// Connects to an endpoint (params filled with `test`) with a minted token, presented

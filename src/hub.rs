@@ -357,6 +357,11 @@ impl Hub {
         self.channels.read().keys().cloned().collect()
     }
 
+    /// Whether `channel` has members.
+    pub fn has_channel(&self, channel: &str) -> bool {
+        self.channels.read().contains_key(channel)
+    }
+
     /// Changes whenever the set of [`Hub::channel_names`] does.
     pub fn watch_channel_set(&self) -> tokio::sync::watch::Receiver<u64> {
         self.channel_set.subscribe()

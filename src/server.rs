@@ -136,12 +136,14 @@ impl Server {
             let (s, e) = (shared.clone(), shared.clone());
             shared.tracker.spawn(bridge.run(
                 shared.hub.clone(),
+                // Groups nobody here is in are Django's own business: no event for them.
                 move |group, data| {
-                    s.publish_via(
-                        Target::Channel(group.to_string()),
-                        data,
-                        Some("channels_redis group_send"),
-                    );
+                    s.hub.has_channel(group)
+                        && s.publish_via(
+                            Target::Channel(group.to_string()),
+                            data,
+                            Some("channels_redis group_send"),
+                        ) > 0
                 },
                 move |event| e.events.emit(event),
                 shared.stop.clone(),

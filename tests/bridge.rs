@@ -173,13 +173,20 @@ async fn group_send_on_both_layers_reaches_the_browser_with_the_exact_payload() 
     assert_eq!(e["delivered"], 1);
     assert_eq!(e["reason"], "channels_redis group_send");
 
-    // A group nobody here is in: nothing arrives, nothing breaks.
+    // A group nobody here is in: nothing arrives, nothing is logged or counted.
     let url = redis.url();
     tokio::task::spawn_blocking(move || {
-        group_send("core", &url, "elsewhere", &json!({"type": "x", "data": 1}))
+        group_send(
+            "pubsub",
+            &url,
+            "elsewhere",
+            &json!({"type": "x", "data": 1}),
+        )
     })
     .await??;
     silent(&mut ws, 300).await;
+    assert_eq!(server.handle.stats().published, 2);
+    assert_eq!(server.handle.stats().bridge.unwrap().received, 2);
     Ok(())
 }
 
@@ -212,7 +219,7 @@ async fn delivery_resumes_after_redis_restarts() -> Result<()> {
         b["detail"]
             .as_str()
             .unwrap()
-            .starts_with("listening on redis://127.0.0.1:"),
+            .starts_with("listening for group_send on redis://127.0.0.1:"),
         "{b}"
     );
     let states: Vec<String> = server
@@ -305,4 +312,41 @@ async fn a_bad_redis_url_names_the_key() {
     .unwrap_err()
     .to_string();
     assert!(!e.contains("hunter2"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_checks_the_bridges_redis() -> Result<()> {
+    let doctor = |server: &TestServer| {
+        let url = server.http("/_sockpit/api/doctor");
+        async move {
+            let r: Value = reqwest::Client::new()
+                .post(url)
+                .bearer_auth(KEY)
+                .json(&json!({}))
+                .send()
+                .await?
+                .json()
+                .await?;
+            let check = r["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["name"] == "bridge")
+                .cloned()
+                .unwrap();
+            anyhow::Ok(check)
+        }
+    };
+    let redis = Redis::start()?;
+    let server = TestServer::start(bridge_config(&redis.url(), "")).await;
+    let c = doctor(&server).await?;
+    assert_eq!(c["verdict"], "pass", "{c}");
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let server = TestServer::start(bridge_config(&format!("redis://127.0.0.1:{dead}/0"), "")).await;
+    let c = doctor(&server).await?;
+    assert_eq!(c["verdict"], "fail", "{c}");
+    assert!(c["fix"].as_str().unwrap().contains("redis-server"), "{c}");
+    Ok(())
 }

@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
 import {
+  bridgeStateLabel,
+  bridgeStateTone,
   formatBytes,
   formatClock,
   formatCount,
@@ -128,5 +130,18 @@ describe("proxy formatting", () => {
     expect(processStateTone("stopped")).toBe("off");
     expect(processStateLabel("crash_loop")).toBe("crash loop");
     expect(processStateLabel("ready")).toBe("ready");
+  });
+});
+
+describe("bridge state", () => {
+  it("colours connected green, connecting amber, reconnecting red", () => {
+    expect(bridgeStateTone("connected")).toBe("ok");
+    expect(bridgeStateTone("connecting")).toBe("warn");
+    expect(bridgeStateTone("reconnecting")).toBe("err");
+  });
+  it("marks the states that are still trying", () => {
+    expect(bridgeStateLabel("connected")).toBe("connected");
+    expect(bridgeStateLabel("connecting")).toBe("connecting…");
+    expect(bridgeStateLabel("reconnecting")).toBe("reconnecting…");
   });
 });

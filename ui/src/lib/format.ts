@@ -1,5 +1,5 @@
 // Formatters shared by every screen. Pure functions, tested in format.test.ts.
-import type { ProcessState } from "./wire";
+import type { BridgeState, ProcessState } from "./wire";
 
 const UNITS = ["KiB", "MiB", "GiB", "TiB"];
 
@@ -124,6 +124,23 @@ export function processStateTone(state: ProcessState): Tone {
 /** `crash_loop` → `crash loop`. */
 export function processStateLabel(state: ProcessState): string {
   return state.replace(/_/g, " ");
+}
+
+/** connected green, connecting amber, reconnecting (Redis lost or unreachable) red. */
+export function bridgeStateTone(state: BridgeState): Tone {
+  switch (state) {
+    case "connected":
+      return "ok";
+    case "connecting":
+      return "warn";
+    case "reconnecting":
+      return "err";
+  }
+}
+
+/** `connected`, `connecting…`, `reconnecting…` (the last two are still trying). */
+export function bridgeStateLabel(state: BridgeState): string {
+  return state === "connected" ? state : `${state}…`;
 }
 
 export interface HttpLine {

@@ -8,6 +8,7 @@ import {
   isNewRun,
   kindMatches,
   upstreamStateSeverity,
+  bridgeStateSeverity,
   unseen,
   severity,
   toJsonLines,
@@ -109,6 +110,8 @@ describe("kind filter", () => {
     expect(kindMatches("group:upstream", "upstream_output")).toBe(true);
     expect(kindMatches("group:upstream", "upstream_state")).toBe(true);
     expect(kindMatches("group:upstream", "http_request")).toBe(false);
+    expect(kindMatches("group:bridge", "bridge_state")).toBe(true);
+    expect(kindMatches("group:bridge", "published")).toBe(false);
     expect(kindMatches("group:nope" as never, "http_request")).toBe(false);
   });
   it("combines a group with the other filters", () => {
@@ -122,6 +125,18 @@ describe("kind filter", () => {
 });
 
 describe("severity", () => {
+  it("reads bridge_state reasons", () => {
+    const up = 'listening on redis://127.0.0.1:6379/0 for group_send (prefix "asgi", both channels_redis layers)';
+    const down = "redis://127.0.0.1:6379/0: Connection refused (os error 111); retrying in 2.0s";
+    expect(bridgeStateSeverity(up)).toBeNull();
+    expect(bridgeStateSeverity("connecting")).toBeNull();
+    expect(bridgeStateSeverity(down)).toBe("warn");
+    expect(bridgeStateSeverity(undefined)).toBeNull();
+    expect(severity(ev(1, { kind: "bridge_state", reason: down }))).toBe("warn");
+    expect(severity(ev(1, { kind: "bridge_state", reason: up }))).toBeNull();
+    // The wording belongs to bridge_state: another kind saying it is not flagged.
+    expect(severity(ev(1, { kind: "published", reason: "retrying in 2.0s" }))).toBeNull();
+  });
   it("flags 5xx answers and upstream trouble", () => {
     expect(severity(ev(1, { kind: "http_request", status: 502 }))).toBe("error");
     expect(severity(ev(1, { kind: "http_request", status: 404 }))).toBeNull();

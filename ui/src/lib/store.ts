@@ -92,11 +92,15 @@ export class EventStore {
   }
 }
 
-/** Named sets of kinds the Logs filter offers besides the single kinds. */
+/**
+ * Named sets of kinds the Logs filter offers besides the single kinds, under the
+ * heading of the feature (`section`) that produces them.
+ */
 export const KIND_GROUPS = {
-  http: { label: "HTTP", kinds: ["http_request"] },
-  upstream: { label: "Upstream output", kinds: ["upstream_output", "upstream_state"] },
-} as const satisfies Record<string, { label: string; kinds: readonly EventKind[] }>;
+  http: { label: "HTTP", section: "Proxy", kinds: ["http_request"] },
+  upstream: { label: "Upstream output", section: "Proxy", kinds: ["upstream_output", "upstream_state"] },
+  bridge: { label: "Bridge state", section: "Bridge", kinds: ["bridge_state"] },
+} as const satisfies Record<string, { label: string; section: string; kinds: readonly EventKind[] }>;
 export type KindGroup = keyof typeof KIND_GROUPS;
 
 /** The Logs kind filter: everything (`""`), one kind, or a group (`group:http`). */
@@ -172,6 +176,15 @@ export function upstreamStateSeverity(reason: string | undefined): Severity {
   return null;
 }
 
+/**
+ * How a `bridge_state` reason reads: a lost or unreachable Redis (`…; retrying in 2.0s`)
+ * is a warning. The event has no state field, so this goes by the wording of
+ * `src/bridge.rs`.
+ */
+export function bridgeStateSeverity(reason: string | undefined): Severity {
+  return /\bretrying in\b/.test(reason ?? "") ? "warn" : null;
+}
+
 /** Rows that must stand out: refused handshakes, server errors, policy closes, 5xx answers. */
 export function severity(e: Event): Severity {
   switch (e.kind) {
@@ -183,6 +196,8 @@ export function severity(e: Event): Severity {
       return e.status !== undefined && e.status >= 500 ? "error" : null;
     case "upstream_state":
       return upstreamStateSeverity(e.reason);
+    case "bridge_state":
+      return bridgeStateSeverity(e.reason);
     case "disconnected":
       if (e.code === undefined) return null;
       if (e.code >= 4000) return "error";
