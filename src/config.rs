@@ -570,7 +570,7 @@ pub enum OnMessage {
     Echo,
     /// Ignored (logged).
     Drop,
-    /// POSTed to `webhook` (not implemented yet).
+    /// POSTed to `webhook`; a reply body goes back to the sender.
     Webhook,
 }
 
@@ -587,9 +587,60 @@ pub struct EndpointConfig {
     /// What a client's message does.
     pub on_message: OnMessage,
     /// Backend URL for `on_message = "webhook"`.
-    pub webhook: Option<String>,
+    pub webhook: Option<WebhookUrl>,
+    /// Told of each connection before it is accepted; its reply may refuse it.
+    pub webhook_connect: Option<WebhookUrl>,
+    /// Told after each connection closes.
+    pub webhook_disconnect: Option<WebhookUrl>,
     /// Whether a broadcast also reaches its sender.
     pub echo_self: bool,
+}
+
+/// A webhook's address: `http://host[:port]/path[?query]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct WebhookUrl(axum::http::Uri);
+
+impl WebhookUrl {
+    /// The URL.
+    pub fn uri(&self) -> &axum::http::Uri {
+        &self.0
+    }
+}
+
+impl fmt::Display for WebhookUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl TryFrom<String> for WebhookUrl {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let uri: axum::http::Uri = s.parse().map_err(|e| format!("{s:?}: not a URL ({e})"))?;
+        match uri.scheme_str() {
+            Some("http") => {}
+            Some("https") => {
+                return Err(format!(
+                    "{s:?}: https webhooks are not supported; give your dev server's plain-HTTP address"
+                ));
+            }
+            _ => return Err(format!("{s:?}: expected http://host:port/path")),
+        }
+        if uri
+            .authority()
+            .is_none_or(|a| a.host().is_empty() || a.as_str().contains('@'))
+        {
+            return Err(format!("{s:?}: expected http://host:port/path (no user)"));
+        }
+        Ok(Self(uri))
+    }
+}
+
+impl From<WebhookUrl> for String {
+    fn from(u: WebhookUrl) -> String {
+        u.0.to_string()
+    }
 }
 
 /// Whether an endpoint requires a token.
@@ -614,7 +665,11 @@ struct RawEndpoint {
     #[serde(default = "default_on_message")]
     on_message: OnMessage,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    webhook: Option<String>,
+    webhook: Option<WebhookUrl>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    webhook_connect: Option<WebhookUrl>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    webhook_disconnect: Option<WebhookUrl>,
     #[serde(default = "yes")]
     echo_self: bool,
 }
@@ -673,10 +728,18 @@ impl TryFrom<RawEndpoint> for EndpointConfig {
                 "endpoint {path}: on_message = \"broadcast\" needs a channel"
             ));
         }
-        if raw.on_message == OnMessage::Webhook {
-            return Err(format!(
-                "endpoint {path}: on_message = \"webhook\" is not supported yet (use broadcast, echo or drop)"
-            ));
+        match (raw.on_message, &raw.webhook) {
+            (OnMessage::Webhook, None) => {
+                return Err(format!(
+                    "endpoint {path}: on_message = \"webhook\" needs webhook = \"http://…\" (where to POST each message)"
+                ));
+            }
+            (other, Some(_)) if other != OnMessage::Webhook => {
+                return Err(format!(
+                    "endpoint {path}: webhook is set but on_message is not \"webhook\" (it would never be called)"
+                ));
+            }
+            _ => {}
         }
         Ok(Self {
             path,
@@ -684,6 +747,8 @@ impl TryFrom<RawEndpoint> for EndpointConfig {
             auth: raw.auth,
             on_message: raw.on_message,
             webhook: raw.webhook,
+            webhook_connect: raw.webhook_connect,
+            webhook_disconnect: raw.webhook_disconnect,
             echo_self: raw.echo_self,
         })
     }
@@ -702,6 +767,8 @@ impl From<EndpointConfig> for RawEndpoint {
             auth: e.auth,
             on_message: e.on_message,
             webhook: e.webhook,
+            webhook_connect: e.webhook_connect,
+            webhook_disconnect: e.webhook_disconnect,
             echo_self: e.echo_self,
         }
     }
@@ -719,6 +786,8 @@ impl EndpointConfig {
             auth,
             on_message,
             webhook: None,
+            webhook_connect: None,
+            webhook_disconnect: None,
             echo_self: true,
         }
     }

@@ -13,10 +13,11 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
 
 use crate::close::{CloseCode, DropReason};
-use crate::config::{EndpointConfig, OnMessage};
+use crate::config::{EndpointConfig, OnMessage, WebhookUrl};
 use crate::events::{Event, EventKind, preview};
 use crate::hub::{Close, Conn, Slot, Target};
 use crate::state::Shared;
+use crate::webhook::{self, WebhookKind};
 
 /// How long a close frame may take to write: a client that fell behind gets this long
 /// to read what is already in flight and see why it is being closed.
@@ -44,6 +45,15 @@ pub(crate) async fn run(
     ping.reset();
     let mut last_seen = Instant::now();
     let stop = shared.stop.clone();
+    // `on_message = "webhook"`: messages wait here for one worker that posts them in
+    // order; a client faster than the backend fills it and loses messages (said).
+    let hook = endpoint.webhook.clone().map(|url| {
+        let (tx, rx) = mpsc::channel(WEBHOOK_QUEUE);
+        shared
+            .sockets
+            .spawn(post_messages(shared.clone(), conn.clone(), url, rx));
+        tx
+    });
 
     let close: Close = loop {
         tokio::select! {
@@ -97,7 +107,7 @@ pub(crate) async fn run(
                         return;
                     }
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                    Some(Ok(msg)) => handle_message(&shared, &conn, msg, &endpoint),
+                    Some(Ok(msg)) => handle_message(&shared, &conn, msg, &endpoint, hook.as_ref()),
                 }
             }
             _ = ping.tick() => {
@@ -236,7 +246,13 @@ pub(crate) fn payload_len(m: &Message) -> u64 {
     }
 }
 
-fn handle_message(shared: &Shared, conn: &Arc<Conn>, msg: Message, endpoint: &EndpointConfig) {
+fn handle_message(
+    shared: &Shared,
+    conn: &Arc<Conn>,
+    msg: Message,
+    endpoint: &EndpointConfig,
+    hook: Option<&mpsc::Sender<Message>>,
+) {
     let len = payload_len(&msg);
     conn.counters.msgs_in.fetch_add(1, Ordering::Relaxed);
     conn.counters.bytes_in.fetch_add(len, Ordering::Relaxed);
@@ -254,7 +270,17 @@ fn handle_message(shared: &Shared, conn: &Arc<Conn>, msg: Message, endpoint: &En
     shared.events.emit(ev);
 
     let (delivered, channel) = match endpoint.on_message {
-        OnMessage::Drop | OnMessage::Webhook => return,
+        OnMessage::Drop => return,
+        OnMessage::Webhook => {
+            if let Some(Err(_)) = hook.map(|h| h.try_send(msg)) {
+                let mut e = conn_event(conn, EventKind::WebhookFailed);
+                e.reason = Some(format!(
+                    "{WEBHOOK_QUEUE} messages already wait for the webhook: this one is dropped"
+                ));
+                shared.events.emit(e);
+            }
+            return;
+        }
         OnMessage::Echo => (u64::from(shared.hub.send_to(conn, msg)), None),
         OnMessage::Broadcast => {
             let Some(channel) = conn.meta.channels.first().cloned() else {
@@ -285,7 +311,49 @@ pub(crate) fn conn_event(conn: &Conn, kind: EventKind) -> Event {
     e
 }
 
-pub(crate) fn finish(shared: &Shared, conn: &Conn, code: u16, reason: &str, by_client: bool) {
+/// Messages a connection may have waiting for its webhook.
+const WEBHOOK_QUEUE: usize = 64;
+
+/// Posts a connection's messages to its webhook, one at a time, in order; a reply body
+/// goes back to the sender. Ends with the connection (or the server).
+async fn post_messages(
+    shared: Arc<Shared>,
+    conn: Arc<Conn>,
+    url: WebhookUrl,
+    mut rx: mpsc::Receiver<Message>,
+) {
+    loop {
+        let msg = tokio::select! {
+            m = rx.recv() => match m {
+                Some(m) => m,
+                None => return,
+            },
+            _ = shared.stop.cancelled() => return,
+        };
+        let mut more = serde_json::Map::new();
+        match msg {
+            Message::Text(t) => {
+                more.insert("message".into(), t.as_str().into());
+            }
+            Message::Binary(b) => {
+                use base64::Engine;
+                let b64 = base64::engine::general_purpose::STANDARD.encode(&b);
+                more.insert("message".into(), b64.into());
+                more.insert("binary".into(), true.into());
+            }
+            _ => continue,
+        }
+        let body = webhook::about_with(conn.id, &conn.meta, "message", more);
+        let id = conn.wire_id();
+        let outcome = tokio::select! {
+            o = shared.webhooks.post(WebhookKind::Message, &url, &id, body) => o,
+            _ = shared.stop.cancelled() => return,
+        };
+        shared.webhook_reply(&conn, &outcome);
+    }
+}
+
+pub(crate) fn finish(shared: &Arc<Shared>, conn: &Conn, code: u16, reason: &str, by_client: bool) {
     shared.hub.unregister(conn);
     let mut e = conn_event(conn, EventKind::Disconnected);
     e.code = Some(code);
@@ -295,6 +363,27 @@ pub(crate) fn finish(shared: &Shared, conn: &Conn, code: u16, reason: &str, by_c
         reason.to_string()
     });
     shared.events.emit(e);
+    if let Some(url) = shared
+        .endpoints
+        .iter()
+        .find(|e| e.path.as_str() == conn.meta.endpoint)
+        .and_then(|e| e.webhook_disconnect.clone())
+    {
+        let mut more = serde_json::Map::new();
+        more.insert("code".into(), code.into());
+        more.insert("reason".into(), reason.into());
+        let body = webhook::about_with(conn.id, &conn.meta, "disconnect", more);
+        let (s, id) = (shared.clone(), conn.wire_id());
+        shared.sockets.spawn(async move {
+            let outcome = s
+                .webhooks
+                .post(WebhookKind::Disconnect, &url, &id, body)
+                .await;
+            if !outcome.delivery.ok {
+                s.events.emit(webhook::failed_event(&outcome.delivery));
+            }
+        });
+    }
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@ use crate::events::{Event, EventKind, clip};
 use crate::hub::{ConnMeta, Slot};
 use crate::origin::{OriginNotAllowed, check_origin};
 use crate::state::Shared;
+use crate::webhook::{self, WebhookKind};
 
 /// Read buffer per WebSocket. tungstenite's default (128 KiB) stays resident per idle
 /// connection; 4 KiB keeps an idle connection small and still reads large messages
@@ -171,8 +172,52 @@ pub(crate) async fn upgrade(
             channels,
             slot,
         }) => {
-            shared.hub.stats.handshake(None);
             let endpoint = matched.endpoint.clone();
+            let id = shared.hub.reserve_id();
+            let mut meta = ConnMeta {
+                endpoint: endpoint.path.as_str().to_string(),
+                path,
+                channels,
+                params: matched.params,
+                user,
+                remote,
+                origin,
+            };
+            // The connect webhook sees the channels the connection will have.
+            meta.join_user_channel();
+            if let Some(url) = &endpoint.webhook_connect {
+                let asked = webhook::about(id, &meta, "connect");
+                let outcome = shared
+                    .webhooks
+                    .post(WebhookKind::Connect, url, &format!("c{id}"), asked)
+                    .await;
+                if let Err(no) = webhook::connect_verdict(&outcome) {
+                    if !outcome.delivery.ok {
+                        shared.events.emit(webhook::failed_event(&outcome.delivery));
+                    }
+                    let attempt = Attempt {
+                        path: shown_path,
+                        endpoint: Some(meta.endpoint),
+                        remote,
+                        origin: meta.origin,
+                    };
+                    let status = if no.counted == CloseCode::UpstreamFailed {
+                        StatusCode::BAD_GATEWAY
+                    } else {
+                        StatusCode::FORBIDDEN
+                    };
+                    return refuse_as(
+                        &shared,
+                        ws,
+                        attempt,
+                        no.counted,
+                        no.code,
+                        no.reason,
+                        |reason| ApiError::Handshake(status, reason).into_response(),
+                    );
+                }
+            }
+            shared.hub.stats.handshake(None);
             let s = shared.clone();
             let guard = shared.sockets.token();
             ws.max_message_size(cfg.max_message_bytes.get())
@@ -180,14 +225,7 @@ pub(crate) async fn upgrade(
                 .read_buffer_size(READ_BUFFER)
                 .write_buffer_size(WRITE_BUFFER)
                 .on_upgrade(move |socket| async move {
-                    let (conn, rx) = s.hub.register(ConnMeta {
-                        endpoint: endpoint.path.as_str().to_string(),
-                        path,
-                        channels,
-                        user,
-                        remote,
-                        origin,
-                    });
+                    let (conn, rx) = s.hub.register_as(id, meta);
                     connection::run(socket, s.clone(), conn, rx, endpoint, slot).await;
                     drop(guard);
                 })
@@ -217,16 +255,30 @@ pub(crate) fn refuse(
     reason: String,
     http: impl FnOnce(String) -> Response,
 ) -> Response {
-    shared.hub.stats.handshake(Some(code));
+    refuse_as(shared, ws, attempt, code, code.code(), reason, http)
+}
+
+/// [`refuse`] with a close code of the backend's choosing (`sent`, 4000–4999), counted
+/// in the handshake stats as `counted`.
+pub(crate) fn refuse_as(
+    shared: &Arc<Shared>,
+    ws: WebSocketUpgrade,
+    attempt: Attempt,
+    counted: CloseCode,
+    sent: u16,
+    reason: String,
+    http: impl FnOnce(String) -> Response,
+) -> Response {
+    shared.hub.stats.handshake(Some(counted));
     let mut e = Event::new(EventKind::HandshakeRejected);
     e.path = Some(attempt.path.clone());
     e.endpoint = attempt.endpoint;
     e.remote = Some(attempt.remote.to_string());
     e.origin = attempt.origin;
-    e.code = Some(code.code());
+    e.code = Some(sent);
     e.reason = Some(reason.clone());
     shared.events.emit(e);
-    tracing::info!(path = %attempt.path, code = code.code(), "handshake rejected: {reason}");
+    tracing::info!(path = %attempt.path, code = sent, "handshake rejected: {reason}");
     let cfg = &shared.config.server;
     if cfg.reject == RejectMode::Http {
         return http(reason);
@@ -235,7 +287,7 @@ pub(crate) fn refuse(
     ws.max_message_size(cfg.max_message_bytes.get())
         .read_buffer_size(READ_BUFFER)
         .on_upgrade(move |mut socket| async move {
-            connection::send_close(&mut socket, code.code(), &reason).await;
+            connection::send_close(&mut socket, sent, &reason).await;
             drop(guard);
         })
 }

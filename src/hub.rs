@@ -218,12 +218,26 @@ pub struct ConnMeta {
     pub path: String,
     /// Channels joined (rendered templates; [`Hub::register`] adds `user.<id>`).
     pub channels: Vec<String>,
+    /// Values the endpoint's `{params}` captured.
+    pub params: BTreeMap<String, String>,
     /// The token's user id.
     pub user: Option<String>,
     /// Peer address.
     pub remote: SocketAddr,
     /// Origin header.
     pub origin: Option<String>,
+}
+
+impl ConnMeta {
+    /// Adds `user.<id>` to the channels of an authenticated connection (once).
+    pub fn join_user_channel(&mut self) {
+        if let Some(u) = &self.user {
+            let uc = user_channel(u);
+            if !self.channels.contains(&uc) {
+                self.channels.push(uc);
+            }
+        }
+    }
 }
 
 impl Hub {
@@ -251,17 +265,23 @@ impl Hub {
             .map(|_| Slot { hub: self.clone() })
     }
 
+    /// A connection id for [`Hub::register_as`], taken before the connection exists (a
+    /// connect webhook names it).
+    pub fn reserve_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
     /// Registers a connection and joins its channels; returns it with its queue's receiver.
-    pub fn register(&self, mut meta: ConnMeta) -> (Arc<Conn>, mpsc::Receiver<Message>) {
+    pub fn register(&self, meta: ConnMeta) -> (Arc<Conn>, mpsc::Receiver<Message>) {
+        self.register_as(self.reserve_id(), meta)
+    }
+
+    /// [`Hub::register`] under an id from [`Hub::reserve_id`].
+    pub fn register_as(&self, id: u64, mut meta: ConnMeta) -> (Arc<Conn>, mpsc::Receiver<Message>) {
         let (tx, rx) = mpsc::channel(self.send_queue);
-        if let Some(u) = &meta.user {
-            let uc = user_channel(u);
-            if !meta.channels.contains(&uc) {
-                meta.channels.push(uc);
-            }
-        }
+        meta.join_user_channel();
         let conn = Arc::new(Conn {
-            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            id,
             meta,
             since: SystemTime::now(),
             counters: Counters::default(),

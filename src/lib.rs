@@ -18,6 +18,8 @@
 //!   stats, tokens), called by the API and the handle alike.
 //! - [`bridge`]: Channels' `group_send` through channels_redis (both layers) delivered
 //!   to Sockpit's channels.
+//! - [`webhook`]: messages, connects and disconnects POSTed to the backend, with retries
+//!   and a delivery log; [`client`]: the HTTP client both it and the proxy use.
 //! - [`hub`]: connections, channels and fan-out (bounded queues, slow clients closed 1008).
 //! - [`events`]: the typed event log (ring, live subscribers, rotating JSON-lines file).
 //! - [`stats`]: live snapshots with rates, and Prometheus text.
@@ -41,6 +43,7 @@
 pub mod api;
 pub mod auth;
 pub mod bridge;
+pub mod client;
 pub mod close;
 pub mod config;
 mod connection;
@@ -63,6 +66,7 @@ mod state;
 pub mod stats;
 pub mod supervise;
 pub mod urls;
+pub mod webhook;
 pub mod wire;
 
 pub use config::Config;

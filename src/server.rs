@@ -31,6 +31,7 @@ use crate::secrets::{Secrets, SecretsError};
 use crate::state::{KickError, Shared};
 use crate::stats::{self, ConnectionInfo, StatsSnapshot};
 use crate::urls::Urls;
+use crate::webhook::Webhooks;
 use crate::wire::Kicked;
 
 /// Why the server could not start.
@@ -215,6 +216,7 @@ fn new_state(
         events,
         proxy,
         bridge,
+        webhooks: Webhooks::new(config.server.max_message_bytes.get()),
         stats: stats_rx,
         stop: CancellationToken::new(),
         tracker,

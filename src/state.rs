@@ -21,11 +21,23 @@ use crate::config::Config;
 use crate::datadir::Paths;
 use crate::endpoint::Endpoints;
 use crate::events::{Event, EventKind, EventLog, preview};
-use crate::hub::{Hub, Target};
+use crate::hub::{Conn, Hub, Target};
 use crate::proxy::Proxy;
 use crate::stats::{self, ConnectionInfo, StatsSnapshot};
 use crate::urls::Urls;
+use crate::webhook::{self, WebhookKind, Webhooks};
 use crate::wire::Kicked;
+
+/// Why a webhook delivery could not be sent again.
+#[derive(Debug, thiserror::Error)]
+pub enum ResendError {
+    /// Not in the log (it keeps the last 200).
+    #[error("no webhook delivery {0} (the log keeps the last 200)")]
+    NoSuchDelivery(u64),
+    /// Its body was too large to keep.
+    #[error("webhook delivery {0} was too large to keep for re-sending (over 64 KiB)")]
+    NotKept(u64),
+}
 
 /// Why a kick did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +64,8 @@ pub(crate) struct Shared {
     pub proxy: Option<Arc<Proxy>>,
     /// The channels_redis bridge, if one is configured.
     pub bridge: Option<Arc<Bridge>>,
+    /// Webhook deliveries and their log.
+    pub webhooks: Webhooks,
     /// Latest stats snapshot; written by the sampler task only.
     pub stats: watch::Receiver<Arc<StatsSnapshot>>,
     /// Cancelled once, by shutdown: every task watches it.
@@ -161,6 +175,54 @@ impl Shared {
             code,
             reason: reason.to_string(),
         })
+    }
+
+    /// A message webhook's outcome for `conn`: its reply (a non-empty 2xx body) to the
+    /// sender as one frame (text if it is UTF-8) and a `message_out` event, or a
+    /// `webhook_failed` event.
+    pub fn webhook_reply(&self, conn: &Arc<Conn>, outcome: &webhook::Outcome) {
+        if !outcome.delivery.ok {
+            self.events.emit(webhook::failed_event(&outcome.delivery));
+            return;
+        }
+        let Some(reply) = outcome.reply.clone().filter(|r| !r.is_empty()) else {
+            return;
+        };
+        let len = reply.len();
+        let (msg, text) = match Utf8Bytes::try_from(reply.clone()) {
+            Ok(t) => {
+                let p = preview(Some(t.as_str()), len);
+                (Message::Text(t), p)
+            }
+            Err(_) => (Message::Binary(reply), preview(None, len)),
+        };
+        let delivered = self.hub.send_to(conn, msg);
+        let mut out = Event::new(EventKind::MessageOut);
+        out.conn = Some(conn.wire_id());
+        out.endpoint = Some(conn.meta.endpoint.clone());
+        out.user = conn.meta.user.clone();
+        out.bytes = Some(len as u64);
+        out.preview = Some(text);
+        out.delivered = Some(u64::from(delivered));
+        out.reason = Some("webhook reply".into());
+        self.events.emit(out);
+    }
+
+    /// Sends logged delivery `id` again; a message webhook's reply goes to its connection
+    /// if that is still open.
+    pub async fn resend_webhook(&self, id: u64) -> Result<webhook::Delivery, ResendError> {
+        let (kind, conn, url, body) = self
+            .webhooks
+            .kept(id)
+            .ok_or(ResendError::NoSuchDelivery(id))?;
+        let body = body.ok_or(ResendError::NotKept(id))?;
+        let outcome = self.webhooks.post(kind, &url, &conn, body).await;
+        match (kind, self.hub.get(&conn)) {
+            (WebhookKind::Message, Some(c)) => self.webhook_reply(&c, &outcome),
+            _ if !outcome.delivery.ok => self.events.emit(webhook::failed_event(&outcome.delivery)),
+            _ => {}
+        }
+        Ok(outcome.delivery)
     }
 
     /// Mints a dev token valid for this server's auth config.

@@ -145,6 +145,13 @@ pub struct ConnectionsResponse {
     pub connections: Vec<ConnectionInfo>,
 }
 
+/// `GET /_sockpit/api/webhooks`.
+#[derive(Debug, Serialize, TS)]
+pub struct WebhooksResponse {
+    /// The latest deliveries (up to 200), oldest first.
+    pub deliveries: Vec<crate::webhook::Delivery>,
+}
+
 /// `DELETE /_sockpit/api/connections/{id}?code=…&reason=…` (the query).
 #[derive(Debug, Default, Serialize, Deserialize, TS)]
 pub struct KickRequest {
@@ -310,6 +317,9 @@ pub fn typescript() -> String {
         TokenRequest::decl(),
         TokenResponse::decl(),
         ConnectionsResponse::decl(),
+        crate::webhook::WebhookKind::decl(),
+        crate::webhook::Delivery::decl(),
+        WebhooksResponse::decl(),
         KickRequest::decl(),
         Kicked::decl(),
         ErrorBody::decl(),

@@ -16,11 +16,11 @@ use crate::auth::{self, MAX_TTL_S};
 use crate::close::CloseCode;
 use crate::doctor;
 use crate::hub::Target;
-use crate::state::{KickError, Shared};
+use crate::state::{KickError, ResendError, Shared};
 use crate::stats::{self, StatsSnapshot};
 use crate::wire::{
     ConnectionsResponse, DoctorRequest, EndpointsResponse, KickRequest, Kicked, PublishRequest,
-    PublishResponse, TokenRequest, TokenResponse,
+    PublishResponse, TokenRequest, TokenResponse, WebhooksResponse,
 };
 
 pub(super) async fn publish(
@@ -73,6 +73,26 @@ pub(super) async fn kick(
         .map_err(|e| match e {
             KickError::NoSuchConnection(_) => ApiError::NotFound(e.to_string()),
             KickError::BadCode(_) => ApiError::Unprocessable(e.to_string()),
+        })
+}
+
+pub(super) async fn webhooks(State(shared): State<Arc<Shared>>) -> Json<WebhooksResponse> {
+    Json(WebhooksResponse {
+        deliveries: shared.webhooks.deliveries(),
+    })
+}
+
+pub(super) async fn resend_webhook(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<u64>,
+) -> Result<Json<crate::webhook::Delivery>, ApiError> {
+    shared
+        .resend_webhook(id)
+        .await
+        .map(Json)
+        .map_err(|e| match e {
+            ResendError::NoSuchDelivery(_) => ApiError::NotFound(e.to_string()),
+            ResendError::NotKept(_) => ApiError::Conflict(e.to_string()),
         })
 }
 

@@ -129,6 +129,11 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router<Arc<Shared>> {
         .route("/_sockpit/api/token", post(admin::token))
         .route("/_sockpit/api/endpoints", get(admin::endpoints))
         .route("/_sockpit/api/doctor", post(admin::doctor))
+        .route("/_sockpit/api/webhooks", get(admin::webhooks))
+        .route(
+            "/_sockpit/api/webhooks/{id}/resend",
+            post(admin::resend_webhook),
+        )
         .route("/_sockpit/api/events", get(events::handler))
         .route(
             "/_sockpit/api/config",

@@ -14,16 +14,15 @@ use std::time::{Duration, SystemTime};
 use axum::body::Body;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use parking_lot::Mutex;
 use serde::Serialize;
 use ts_rs::TS;
 
+use crate::client;
 use crate::config::{Config, UpstreamUrl};
 pub use process::{Process, ProcessState, ProcessStatus};
 
-/// How long connecting to the upstream may take before the request gets a 502.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub use crate::client::CONNECT_TIMEOUT;
 /// How long a request waits for a command that is still starting to answer.
 pub const READY_WAIT: Duration = Duration::from_secs(30);
 /// Latest errors kept for the Overview.
@@ -78,15 +77,9 @@ impl Proxy {
         let upstream = config.upstream.clone()?;
         // `sockpit.toml`'s folder is "": the working directory.
         let base = base.filter(|b| !b.as_os_str().is_empty());
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            // Host is the browser's, not the upstream's: Django's ALLOWED_HOSTS and CSRF
-            // checks see the address the page was loaded from.
-            .set_host(false)
-            .build(connector);
+        // Host is the browser's, not the upstream's: Django's ALLOWED_HOSTS and CSRF
+        // checks see the address the page was loaded from.
+        let client = client::new(true);
         let process = config.command.as_ref().map(|command| {
             let cwd = match (&config.cwd, base) {
                 (Some(dir), Some(base)) if dir.is_relative() => Some(base.join(dir)),

@@ -13,6 +13,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
 
+use crate::client;
 use crate::events::{Event, EventKind};
 use crate::handshake;
 use crate::origin::check_host;
@@ -75,7 +76,7 @@ pub(crate) async fn forward(
     let resp = match answer {
         Ok(resp) => resp,
         Err(e) => {
-            let why = describe(&e);
+            let why = client::describe(&e);
             log.status = 502;
             proxy.record_error(&format!("{} {}: 502 {why}", log.method, log.path));
             let show_output = check_host(
@@ -200,31 +201,6 @@ fn rewrite_location(headers: &mut HeaderMap, proxy: &Proxy, host: Option<&Header
     }
     if let Ok(v) = HeaderValue::from_str(&format!("http://{host}{rest}")) {
         headers.insert(header::LOCATION, v);
-    }
-}
-
-/// Why the upstream gave no answer, in a developer's words.
-fn describe(e: &hyper_util::client::legacy::Error) -> String {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
-    while let Some(s) = source {
-        if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            return match io.kind() {
-                std::io::ErrorKind::ConnectionRefused => {
-                    "connection refused (nothing listens there)".into()
-                }
-                std::io::ErrorKind::TimedOut => "connection timed out".into(),
-                _ => io.to_string(),
-            };
-        }
-        source = s.source();
-    }
-    if e.is_connect() {
-        return format!("cannot connect: {e}");
-    }
-    let inner = std::error::Error::source(e).map(ToString::to_string);
-    match inner {
-        Some(i) => format!("{e}: {i}"),
-        None => e.to_string(),
     }
 }
 

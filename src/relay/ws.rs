@@ -139,6 +139,7 @@ pub(crate) async fn relay(
                 endpoint: UPSTREAM_ENDPOINT.into(),
                 path,
                 channels: Vec::new(),
+                params: Default::default(),
                 user: None,
                 remote,
                 origin: attempt.origin,

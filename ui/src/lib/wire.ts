@@ -119,7 +119,8 @@ state: BridgeState,
  */
 detail: string, 
 /**
- * `group_send` messages delivered since start.
+ * `group_send` messages delivered to a channel with members here, since start
+ * (the pub/sub layer carries every group's messages; the others are not counted).
  */
 received: number, 
 /**
@@ -389,6 +390,68 @@ export type ConnectionsResponse = {
  * Live connections, oldest first.
  */
 connections: Array<ConnectionInfo>, };
+
+export type WebhookKind = "message" | "connect" | "disconnect";
+
+export type Delivery = { 
+/**
+ * Its number in this server run.
+ */
+id: number, 
+/**
+ * RFC 3339 time it started.
+ */
+ts: string, 
+/**
+ * Which hook.
+ */
+kind: WebhookKind, 
+/**
+ * Where it went.
+ */
+url: string, 
+/**
+ * The connection it is about.
+ */
+conn: string, 
+/**
+ * The JSON sent (the first 2 KiB).
+ */
+request: string, 
+/**
+ * Whether the backend answered 2xx.
+ */
+ok: boolean, 
+/**
+ * The last answer's status, if any came.
+ */
+status?: number, 
+/**
+ * Tries made.
+ */
+attempts: number, 
+/**
+ * Milliseconds from the first try to the end.
+ */
+duration_ms: number, 
+/**
+ * Why it failed.
+ */
+error?: string, 
+/**
+ * The reply body (the first 2 KiB).
+ */
+response?: string, 
+/**
+ * Whether the request is kept and can be re-sent.
+ */
+resendable: boolean, };
+
+export type WebhooksResponse = { 
+/**
+ * The latest deliveries (up to 200), oldest first.
+ */
+deliveries: Array<Delivery>, };
 
 export type KickRequest = { 
 /**
