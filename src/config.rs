@@ -32,6 +32,8 @@ pub struct Config {
     pub proxy: ProxyConfig,
     /// `[bridge]`: Channels' `group_send` through channels_redis reaches Sockpit's channels.
     pub bridge: BridgeConfig,
+    /// `[broker]`: several instances share channels through Redis.
+    pub broker: BrokerConfig,
     /// `[log]`: the event ring and log file.
     pub log: LogConfig,
     /// `[[endpoint]]`: the WebSocket paths; a file that lists any replaces the defaults.
@@ -47,6 +49,7 @@ impl Default for Config {
             api: ApiConfig::default(),
             proxy: ProxyConfig::default(),
             bridge: BridgeConfig::default(),
+            broker: BrokerConfig::default(),
             log: LogConfig::default(),
             endpoints: default_endpoints(),
         }
@@ -459,6 +462,15 @@ impl From<UpstreamUrl> for String {
     fn from(u: UpstreamUrl) -> String {
         u.origin()
     }
+}
+
+/// `[broker]`: the Redis that carries publishes between instances.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BrokerConfig {
+    /// `redis://host:port/db`; unset: one instance, the in-process hub only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis: Option<RedisUrl>,
 }
 
 /// `[bridge]`: listen to channels_redis for `group_send`.

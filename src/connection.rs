@@ -287,9 +287,12 @@ fn handle_message(
                 return;
             };
             let except = (!endpoint.echo_self).then_some(conn.id);
-            let n = shared
-                .hub
-                .deliver(&Target::Channel(channel.clone()), msg, except);
+            let target = Target::Channel(channel.clone());
+            // Members on the other instances too (text: the broker carries text).
+            if let (Some(broker), Message::Text(t)) = (&shared.broker, &msg) {
+                broker.forward(&target, t.as_str());
+            }
+            let n = shared.hub.deliver(&target, msg, except);
             (n, Some(channel))
         }
     };

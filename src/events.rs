@@ -38,6 +38,8 @@ pub enum EventKind {
     UpstreamState,
     /// The channels_redis bridge connected, lost its connection, or is retrying.
     BridgeState,
+    /// The cross-instance broker connected to Redis, or lost it and serves locally.
+    BrokerState,
 }
 
 /// One event. Fields that do not apply are left out of the JSON.

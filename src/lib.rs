@@ -18,6 +18,8 @@
 //!   stats, tokens), called by the API and the handle alike.
 //! - [`bridge`]: Channels' `group_send` through channels_redis (both layers) delivered
 //!   to Sockpit's channels.
+//! - [`broker`]: several instances sharing channels through Redis pub/sub, with
+//!   cluster-wide counts.
 //! - [`webhook`]: messages, connects and disconnects POSTed to the backend, with retries
 //!   and a delivery log; [`client`]: the HTTP client both it and the proxy use.
 //! - [`hub`]: connections, channels and fan-out (bounded queues, slow clients closed 1008).
@@ -43,6 +45,7 @@
 pub mod api;
 pub mod auth;
 pub mod bridge;
+pub mod broker;
 pub mod client;
 pub mod close;
 pub mod config;

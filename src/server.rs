@@ -19,6 +19,7 @@ use tokio_util::task::TaskTracker;
 use crate::api;
 use crate::auth::{self, Verifier};
 use crate::bridge::Bridge;
+use crate::broker::Broker;
 use crate::config::Config;
 use crate::datadir::Paths;
 use crate::dispatch;
@@ -128,6 +129,7 @@ impl Server {
                     &s.events,
                     s.proxy.as_deref(),
                     s.bridge.as_deref(),
+                    s.broker.as_deref(),
                 )
             },
             stats_tx,
@@ -146,6 +148,20 @@ impl Server {
                             Some("channels_redis group_send"),
                         ) > 0
                 },
+                move |event| e.events.emit(event),
+                shared.stop.clone(),
+            ));
+        }
+        if let Some(broker) = shared.broker.clone() {
+            let (s, c, e) = (shared.clone(), shared.clone(), shared.clone());
+            shared.tracker.spawn(broker.run(
+                move |f| {
+                    if let Some(target) = f.target() {
+                        let via = format!("broker, from instance {}", f.from);
+                        s.publish_via(target, &serde_json::Value::String(f.text), Some(&via));
+                    }
+                },
+                move || c.hub.counts(),
                 move |event| e.events.emit(event),
                 shared.stop.clone(),
             ));
@@ -198,6 +214,7 @@ fn new_state(
         .and_then(std::path::Path::parent);
     let proxy = Proxy::new(&config, base);
     let bridge = Bridge::new(&config.bridge, config.server.max_message_bytes.get());
+    let broker = Broker::new(config.broker.redis.as_ref());
     let first = stats::snapshot(
         &hub,
         &endpoints,
@@ -205,6 +222,7 @@ fn new_state(
         &events,
         proxy.as_deref(),
         bridge.as_deref(),
+        broker.as_deref(),
     );
     let (stats_tx, stats_rx) = watch::channel(Arc::new(first));
     let shared = Arc::new(Shared {
@@ -216,6 +234,7 @@ fn new_state(
         events,
         proxy,
         bridge,
+        broker,
         webhooks: Webhooks::new(config.server.max_message_bytes.get()),
         stats: stats_rx,
         stop: CancellationToken::new(),

@@ -16,6 +16,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::{AuthError, Verifier};
 use crate::bridge::Bridge;
+use crate::broker::Broker;
 use crate::close::{CloseCode, DropReason};
 use crate::config::Config;
 use crate::datadir::Paths;
@@ -64,6 +65,8 @@ pub(crate) struct Shared {
     pub proxy: Option<Arc<Proxy>>,
     /// The channels_redis bridge, if one is configured.
     pub bridge: Option<Arc<Bridge>>,
+    /// The cross-instance broker, if one is configured.
+    pub broker: Option<Arc<Broker>>,
     /// Webhook deliveries and their log.
     pub webhooks: Webhooks,
     /// Latest stats snapshot; written by the sampler task only.
@@ -102,6 +105,7 @@ impl Shared {
             &self.events,
             self.proxy.as_deref(),
             self.bridge.as_deref(),
+            self.broker.as_deref(),
         );
         let latest = self.stats.borrow();
         s.messages_in_per_s = latest.messages_in_per_s;
@@ -120,7 +124,10 @@ impl Shared {
     }
 
     /// [`Shared::publish`], saying where the publish came from (`via`, in the event's
-    /// reason) when it is not the API: the channels_redis bridge.
+    /// reason) when it is not this instance's API: the channels_redis bridge, or another
+    /// instance through the broker. Only this instance's own publishes are forwarded to
+    /// the others (each bridge hears `group_send` itself), and never to a connection id
+    /// (ids are per instance).
     pub fn publish_via(&self, target: Target, data: &Value, via: Option<&str>) -> u64 {
         let text: Utf8Bytes = match data {
             Value::String(s) => s.clone().into(),
@@ -137,6 +144,11 @@ impl Shared {
             }
             other => other,
         };
+        if let (Some(broker), None, Target::Channel(_) | Target::User(_)) =
+            (&self.broker, via, &target)
+        {
+            broker.forward(&target, text.as_str());
+        }
         let delivered = self.hub.deliver(&target, Message::Text(text), None);
         self.hub.stats.published.fetch_add(1, Ordering::Relaxed);
         match target {

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use ts_rs::TS;
 
 use crate::bridge::{Bridge, BridgeStatus};
+use crate::broker::{Broker, BrokerStatus};
 use crate::close::DropReason;
 use crate::endpoint::Endpoints;
 use crate::events::EventLog;
@@ -70,6 +71,10 @@ pub struct StatsSnapshot {
     #[ts(optional)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bridge: Option<BridgeStatus>,
+    /// The cross-instance broker, with cluster-wide counts, when one is configured.
+    #[ts(optional)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub broker: Option<BrokerStatus>,
 }
 
 /// One connection in `GET /_sockpit/api/connections`.
@@ -131,6 +136,7 @@ pub fn snapshot(
     events: &EventLog,
     proxy: Option<&Proxy>,
     bridge: Option<&Bridge>,
+    broker: Option<&Broker>,
 ) -> StatsSnapshot {
     let counts = hub.counts();
     let mut per_endpoint: BTreeMap<String, u64> = endpoints
@@ -167,6 +173,7 @@ pub fn snapshot(
         log_error: events.file_error(),
         proxy: proxy.map(Proxy::status),
         bridge: bridge.map(Bridge::status),
+        broker: broker.map(Broker::status),
     }
 }
 

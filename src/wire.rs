@@ -305,6 +305,8 @@ pub fn typescript() -> String {
         EventKind::decl(),
         Event::decl(),
         crate::bridge::BridgeState::decl(),
+        crate::broker::BrokerState::decl(),
+        crate::broker::BrokerStatus::decl(),
         crate::bridge::BridgeStatus::decl(),
         crate::proxy::ProcessState::decl(),
         crate::proxy::ProcessStatus::decl(),

@@ -6,76 +6,12 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use common::*;
 use serde_json::{Value, json};
-
-/// A `redis-server` on 127.0.0.1, killed when dropped.
-struct Redis {
-    child: Child,
-    port: u16,
-    dir: PathBuf,
-}
-
-impl Redis {
-    fn start() -> Result<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        Self::start_on(port, temp_dir("redis"))
-    }
-
-    fn start_on(port: u16, dir: PathBuf) -> Result<Self> {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .current_dir(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("redis-server (apt install redis-server; make test installs it)")?;
-        let until = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if Instant::now() > until {
-                bail!("redis-server did not listen on {port}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(Self { child, port, dir })
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-
-    /// Stops it (SIGKILL, as a crash would) and starts a new one on the same port.
-    fn restart(mut self) -> Result<Self> {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let (port, dir) = (self.port, self.dir.clone());
-        std::mem::forget(self);
-        Self::start_on(port, dir)
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 /// Runs `group_send(group, message)` with channels_redis's `layer` ("core" or "pubsub").
 fn group_send(layer: &str, url: &str, group: &str, message: &Value) -> Result<()> {

@@ -320,3 +320,67 @@ impl Drop for Spawned {
         let _ = std::fs::remove_dir_all(&self.data_dir);
     }
 }
+
+/// A `redis-server` on 127.0.0.1, killed when dropped.
+pub struct Redis {
+    child: std::process::Child,
+    pub port: u16,
+    dir: PathBuf,
+}
+
+impl Redis {
+    pub fn start() -> Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        Self::start_on(port, temp_dir("redis"))
+    }
+
+    pub fn start_on(port: u16, dir: PathBuf) -> Result<Self> {
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .current_dir(&dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .context("redis-server (apt install redis-server; make test installs it)")?;
+        let until = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if std::time::Instant::now() > until {
+                bail!("redis-server did not listen on {port}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(Self { child, port, dir })
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// Stops it (SIGKILL, as a crash would) and starts a new one on the same port.
+    pub fn restart(mut self) -> Result<Self> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (port, dir) = (self.port, self.dir.clone());
+        std::mem::forget(self);
+        Self::start_on(port, dir)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -22,7 +22,7 @@ export type DropReason = "idle_timeout" | "kicked" | "message_too_big" | "send_q
 
 export type UserId = string | number;
 
-export type EventKind = "server_started" | "server_stopped" | "server_error" | "handshake_rejected" | "connected" | "disconnected" | "message_in" | "message_out" | "published" | "webhook_failed" | "http_request" | "upstream_output" | "upstream_state" | "bridge_state";
+export type EventKind = "server_started" | "server_stopped" | "server_error" | "handshake_rejected" | "connected" | "disconnected" | "message_in" | "message_out" | "published" | "webhook_failed" | "http_request" | "upstream_output" | "upstream_state" | "bridge_state" | "broker_state";
 
 export type Event = { 
 /**
@@ -100,6 +100,50 @@ status?: number,
 duration_ms?: number, };
 
 export type BridgeState = "connecting" | "connected" | "reconnecting";
+
+export type BrokerState = "connecting" | "connected" | "reconnecting";
+
+export type BrokerStatus = { 
+/**
+ * The Redis URL, password hidden.
+ */
+url: string, 
+/**
+ * This instance's id.
+ */
+instance: string, 
+/**
+ * Connected or not.
+ */
+state: BrokerState, 
+/**
+ * One line for people.
+ */
+detail: string, 
+/**
+ * Publishes sent to the other instances.
+ */
+forwarded: number, 
+/**
+ * Publishes received from the other instances.
+ */
+received: number, 
+/**
+ * Publishes that could not be forwarded (Redis away, or the queue full).
+ */
+lost: number, 
+/**
+ * Instances seen in the last few seconds, this one included.
+ */
+instances: number, 
+/**
+ * Open connections on all of them.
+ */
+connections: number, 
+/**
+ * Members by channel on all of them (the busiest 200).
+ */
+channels: { [key in string]?: number }, };
 
 export type BridgeStatus = { 
 /**
@@ -254,7 +298,11 @@ proxy?: ProxyStatus,
 /**
  * The channels_redis bridge, when one is configured.
  */
-bridge?: BridgeStatus, };
+bridge?: BridgeStatus, 
+/**
+ * The cross-instance broker, with cluster-wide counts, when one is configured.
+ */
+broker?: BrokerStatus, };
 
 export type ConnectionInfo = { 
 /**

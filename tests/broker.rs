@@ -1,0 +1,132 @@
+//! `[broker] redis`: two real `sockpit serve` processes on different ports share channels
+//! through a real `redis-server`; every subscriber gets each message exactly once, and an
+//! instance that loses Redis keeps serving its own clients.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use common::*;
+use serde_json::{Value, json};
+
+fn instance(redis: &Redis) -> Result<Spawned> {
+    Spawned::serve(&format!(
+        "[broker]\nredis = \"{}\"\n\n[[endpoint]]\npath = \"/ws/chat/{{room}}/\"\nchannel = \"chat.{{room}}\"\n\
+         auth = \"none\"\non_message = \"broadcast\"\n",
+        redis.url()
+    ))
+}
+
+async fn stats(s: &Spawned) -> Value {
+    reqwest::Client::new()
+        .get(s.http("/_sockpit/api/stats"))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn publish(s: &Spawned, body: Value) -> Value {
+    reqwest::Client::new()
+        .post(s.http("/_sockpit/api/publish"))
+        .bearer_auth(KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Waits until `s`'s broker is `state` and sees `instances` instances with `connections`.
+async fn broker_until(s: &Spawned, state: &str, instances: u64, connections: u64) -> Value {
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        let b = stats(s).await["broker"].clone();
+        if b["state"] == state && b["instances"] == instances && b["connections"] == connections {
+            return b;
+        }
+        assert!(
+            Instant::now() < until,
+            "broker never {state}/{instances}/{connections}: {b}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_a_channel_and_deliver_each_message_once() -> Result<()> {
+    let redis = Redis::start()?;
+    let (one, two) = (instance(&redis)?, instance(&redis)?);
+    let mut a = connect(&one.ws("/ws/chat/r1/"), &[]).await?;
+    let mut b = connect(&two.ws("/ws/chat/r1/"), &[]).await?;
+    // Presence across instances: both see two instances and two connections.
+    let seen = broker_until(&one, "connected", 2, 2).await;
+    assert_eq!(seen["channels"]["chat.r1"], 2, "{seen}");
+    broker_until(&two, "connected", 2, 2).await;
+
+    for (from, text) in [(&one, "from one"), (&two, "from two")] {
+        let r = publish(from, json!({"channel": "chat.r1", "data": text})).await;
+        assert_eq!(
+            r["delivered"], 1,
+            "local delivery is counted where it happened"
+        );
+        assert_eq!(next_text(&mut a).await?, text);
+        assert_eq!(next_text(&mut b).await?, text);
+        silent(&mut a, 300).await;
+        silent(&mut b, 300).await;
+    }
+    // A client's broadcast reaches the other instance's members, once.
+    send_text(&mut a, "hello r1").await;
+    assert_eq!(next_text(&mut a).await?, "hello r1");
+    assert_eq!(next_text(&mut b).await?, "hello r1");
+    silent(&mut b, 300).await;
+    // Another room is not this one.
+    publish(&one, json!({"channel": "chat.r2", "data": "elsewhere"})).await;
+    silent(&mut b, 300).await;
+    let s = stats(&one).await["broker"].clone();
+    assert!(s["forwarded"].as_u64().unwrap() >= 3, "{s}");
+    assert_eq!(s["received"], 1, "{s}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_that_loses_redis_serves_its_own_clients_and_says_so() -> Result<()> {
+    let redis = Redis::start()?;
+    let (one, two) = (instance(&redis)?, instance(&redis)?);
+    let mut a = connect(&one.ws("/ws/chat/r1/"), &[]).await?;
+    let mut b = connect(&two.ws("/ws/chat/r1/"), &[]).await?;
+    broker_until(&one, "connected", 2, 2).await;
+
+    let port = redis.port;
+    drop(redis);
+    let down = broker_until(&one, "reconnecting", 1, 2).await;
+    assert!(
+        down["detail"]
+            .as_str()
+            .unwrap()
+            .contains("serving local clients only"),
+        "{down}"
+    );
+    publish(&one, json!({"channel": "chat.r1", "data": "local only"})).await;
+    assert_eq!(next_text(&mut a).await?, "local only");
+    silent(&mut b, 300).await;
+
+    // Back: messages cross again.
+    let _redis = Redis::start_on(port, temp_dir("redis-again"))?;
+    broker_until(&one, "connected", 2, 2).await;
+    broker_until(&two, "connected", 2, 2).await;
+    publish(
+        &one,
+        json!({"channel": "chat.r1", "data": "together again"}),
+    )
+    .await;
+    assert_eq!(next_text(&mut a).await?, "together again");
+    assert_eq!(next_text(&mut b).await?, "together again");
+    Ok(())
+}
