@@ -134,7 +134,26 @@ pub async fn run(config: &Config, verifier: &Verifier, opts: &Options) -> Report
         checks.extend(check_upstream(config, upstream, addr).await);
     }
     if let Some(url) = &config.bridge.channels_redis {
-        checks.push(check_bridge(url).await);
+        checks.push(
+            check_redis(
+                "bridge",
+                url,
+                "group_send on it reaches Sockpit's channels",
+                "start Redis (redis-server), or point [bridge] channels_redis at the one in CHANNEL_LAYERS",
+            )
+            .await,
+        );
+    }
+    if let Some(url) = &config.broker.redis {
+        checks.push(
+            check_redis(
+                "broker",
+                url,
+                "publishes reach the other instances through it",
+                "start Redis (redis-server), or fix [broker] redis; meanwhile each instance serves only its own clients",
+            )
+            .await,
+        );
     }
     if let Some(token) = &opts.token {
         checks.extend(explain_token(config, verifier, token));
@@ -341,9 +360,13 @@ async fn check_upstream(
     checks
 }
 
-/// The channels_redis bridge's Redis: does it answer?
-async fn check_bridge(url: &crate::config::RedisUrl) -> Check {
-    let name = "bridge";
+/// A Redis Sockpit uses (the bridge's, the broker's): does it answer?
+async fn check_redis(
+    name: &str,
+    url: &crate::config::RedisUrl,
+    works: &str,
+    fix: &str,
+) -> Check {
     let shown = url.redacted();
     let ping = tokio::time::timeout(Duration::from_secs(3), async {
         let client = redis::Client::open(url.as_str())?;
@@ -351,19 +374,10 @@ async fn check_bridge(url: &crate::config::RedisUrl) -> Check {
         redis::cmd("PING").query_async::<String>(&mut conn).await
     })
     .await;
-    let fix =
-        "start Redis (redis-server), or point [bridge] channels_redis at the one in CHANNEL_LAYERS";
     match ping {
-        Ok(Ok(_)) => Check::pass(
-            name,
-            format!("Redis at {shown} answers: group_send on it reaches Sockpit's channels"),
-        ),
+        Ok(Ok(_)) => Check::pass(name, format!("Redis at {shown} answers: {works}")),
         Ok(Err(e)) => Check::fail(name, format!("Redis at {shown}: {e}"), fix),
-        Err(_) => Check::fail(
-            name,
-            format!("Redis at {shown} did not answer within 3s"),
-            fix,
-        ),
+        Err(_) => Check::fail(name, format!("Redis at {shown} did not answer within 3s"), fix),
     }
 }
 
