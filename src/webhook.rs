@@ -78,7 +78,7 @@ pub struct Delivery {
     #[ts(optional)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// The reply body (the first 2 KiB).
+    /// The last answer's body, whatever its status (the first 2 KiB).
     #[ts(optional)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub response: Option<String>,
@@ -159,6 +159,8 @@ impl Webhooks {
         let started = Instant::now();
         let ts = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
         let (mut status, mut error, mut reply, mut attempts) = (None, None, None, 0);
+        // The last answer's body, whatever its status, for the log.
+        let mut answered: Option<Bytes> = None;
         while attempts < ATTEMPTS {
             if attempts > 0 {
                 tokio::time::sleep(Duration::from_millis(500 << (attempts - 1))).await;
@@ -168,11 +170,13 @@ impl Webhooks {
                 Ok((s, b)) if (200..300).contains(&s) => {
                     status = Some(s);
                     error = None;
+                    answered = Some(b.clone());
                     reply = Some(b);
                     break;
                 }
                 Ok((s, b)) => {
                     status = Some(s);
+                    answered = Some(b.clone());
                     let first = String::from_utf8_lossy(&b[..b.len().min(200)])
                         .lines()
                         .next()
@@ -207,7 +211,7 @@ impl Webhooks {
             attempts,
             duration_ms: started.elapsed().as_millis() as u64,
             error,
-            response: reply.as_ref().filter(|r| !r.is_empty()).map(|r| shown(r)),
+            response: answered.as_ref().filter(|r| !r.is_empty()).map(|r| shown(r)),
             resendable: body.len() <= KEPT_BODY,
         };
         let mut log = self.log.lock();

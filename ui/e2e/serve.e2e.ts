@@ -1,5 +1,7 @@
 // End-to-end: the real `sockpit serve` binary, the real UI it embeds, Debian's Chromium
 // driven by playwright-core. Run by `make test` (npm run e2e) with SOCKPIT_BIN set.
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
@@ -188,6 +190,94 @@ describe("a log file that cannot be written", () => {
     expect(await alert.textContent()).toContain("No space left on device");
     expect(await page.getByTestId("conn-count").textContent()).toBe("1");
     await page.screenshot({ path: join(DOCS, "overview-log-error.png") });
+    await context.close();
+  });
+});
+
+describe("webhooks", () => {
+  let hooked: Served;
+  let backend: Server;
+  afterAll(() => {
+    hooked?.stop();
+    backend?.close();
+  });
+
+  test("deliveries are listed, a failure shows its tries, a re-send reaches the client again", async () => {
+    // The app's backend: /hook echoes the JSON it gets, /fail always answers 500.
+    backend = createServer((req, res) => {
+      let body = "";
+      req.on("data", (c) => (body += c));
+      req.on("end", () => {
+        if (req.url === "/hook") {
+          res.writeHead(200, { "content-type": "application/json" });
+          res.end(JSON.stringify({ echo: JSON.parse(body).message }));
+        } else {
+          res.writeHead(500, { "content-type": "text/plain" });
+          res.end("boom");
+        }
+      });
+    });
+    await new Promise<void>((ok) => backend.listen(0, "127.0.0.1", ok));
+    const port = (backend.address() as AddressInfo).port;
+    hooked = await startServer({
+      config: `[[endpoint]]
+path = "/ws/hook/"
+auth = "none"
+on_message = "webhook"
+webhook = "http://127.0.0.1:${port}/hook"
+webhook_disconnect = "http://127.0.0.1:${port}/fail"
+`,
+    });
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const page = await context.newPage();
+    await page.goto(hooked.loginUrl);
+    await page.evaluate(
+      (url) =>
+        new Promise<void>((ok) => {
+          const w = window as any;
+          w.replies = [];
+          w.hook = new WebSocket(url);
+          w.hook.onmessage = (m: MessageEvent) => {
+            w.replies.push(m.data);
+            if (w.replies.length === 2) ok();
+          };
+          w.hook.onopen = () => {
+            w.hook.send("hello");
+            w.hook.send("again");
+          };
+        }),
+      `${hooked.base.replace("http", "ws")}/ws/hook/`,
+    );
+    const replies = () => page.evaluate(() => (window as any).replies as string[]);
+    expect(await replies()).toEqual(['{"echo":"hello"}', '{"echo":"again"}']);
+
+    await page.getByTestId("nav-webhooks").click();
+    const rows = page.getByTestId("webhook-row");
+    await expect.poll(() => rows.count(), { timeout: 5000 }).toBe(2);
+    expect(await rows.first().getByTestId("webhook-status").textContent()).toBe("200");
+    expect(await rows.first().textContent()).toContain('"again"'); // newest first
+
+    // Re-send the first message while its connection is open: the reply goes to it.
+    await rows.nth(1).click();
+    expect(await page.getByTestId("webhook-request").textContent()).toContain('"message": "hello"');
+    await page.getByTestId("webhook-resend").click();
+    await expect.poll(() => rows.count(), { timeout: 5000 }).toBe(3);
+    await expect.poll(replies, { timeout: 5000 }).toHaveLength(3);
+    expect((await replies())[2]).toBe('{"echo":"hello"}');
+    // The new delivery is at the top, open.
+    expect(await rows.first().textContent()).toContain('"hello"');
+    expect(await page.getByTestId("webhook-response").textContent()).toContain('"echo": "hello"');
+
+    // The disconnect hook answers 500: tried 3 times (0.5 s + 1 s apart), then logged.
+    await page.evaluate(() => (window as any).hook.close());
+    await expect.poll(() => rows.count(), { timeout: 10_000 }).toBe(4);
+    const failed = rows.first();
+    expect(await failed.textContent()).toContain("disconnect");
+    expect(await failed.getByTestId("webhook-status").textContent()).toBe("500");
+    expect(await failed.textContent()).toContain("HTTP 500: boom");
+    await failed.click();
+    expect(await page.getByTestId("webhook-request").textContent()).toContain('"event": "disconnect"');
+    await page.screenshot({ path: join(DOCS, "webhooks.png") });
     await context.close();
   });
 });

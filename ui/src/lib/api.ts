@@ -3,9 +3,9 @@
 // injects `window.__SOCKPIT__ = { base, key }` and the key goes in a header
 // (and in `?key=` on the events WebSocket, which cannot carry headers).
 import type {
-  ConfigApplied, ConfigText, ConfigView, ConnectionsResponse, DoctorRequest, EndpointsResponse, ErrorBody,
+  ConfigApplied, ConfigText, ConfigView, ConnectionsResponse, Delivery, DoctorRequest, EndpointsResponse, ErrorBody,
   EventsFrame, KickRequest, Kicked, PublishRequest, PublishResponse, Report, StatsSnapshot, TokenRequest, TokenResponse,
-  Validated,
+  Validated, WebhooksResponse,
 } from "./wire";
 
 declare global {
@@ -94,6 +94,12 @@ export const mintToken = (req: TokenRequest) => request<TokenResponse>("POST", "
 export const publish = (req: PublishRequest) => request<PublishResponse>("POST", "/api/publish", req);
 
 export const runDoctor = (req: DoctorRequest) => request<Report>("POST", "/api/doctor", req);
+
+/** The latest webhook deliveries (up to 200), oldest first. */
+export const fetchWebhooks = () => request<WebhooksResponse>("GET", "/api/webhooks");
+
+/** Sends delivery `id` again and returns the new delivery (404 unknown id, 409 body not kept). */
+export const resendWebhook = (id: number) => request<Delivery>("POST", `/api/webhooks/${encodeURIComponent(String(id))}/resend`);
 
 export const fetchConfig = () => request<ConfigView>("GET", "/api/config");
 

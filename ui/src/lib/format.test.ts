@@ -1,7 +1,9 @@
 import { describe, expect, it } from "vitest";
 import {
+  bodyView,
   bridgeStateLabel,
   bridgeStateTone,
+  failedAnswerLine,
   formatBytes,
   formatClock,
   formatCount,
@@ -12,9 +14,13 @@ import {
   formatRelative,
   httpRequestParts,
   httpStatusTone,
+  newestDeliveries,
   prettyJson,
   processStateLabel,
   processStateTone,
+  splitUrl,
+  webhookStatusLabel,
+  webhookStatusTone,
 } from "./format";
 
 describe("formatBytes", () => {
@@ -143,5 +149,68 @@ describe("bridge state", () => {
     expect(bridgeStateLabel("connected")).toBe("connected");
     expect(bridgeStateLabel("connecting")).toBe("connecting…");
     expect(bridgeStateLabel("reconnecting")).toBe("reconnecting…");
+  });
+});
+
+describe("webhookStatusTone", () => {
+  it("is green for 2xx, amber for 3xx/4xx, red for 5xx and no answer", () => {
+    expect(webhookStatusTone(200)).toBe("ok");
+    expect(webhookStatusTone(204)).toBe("ok");
+    expect(webhookStatusTone(302)).toBe("warn");
+    expect(webhookStatusTone(404)).toBe("warn");
+    expect(webhookStatusTone(500)).toBe("err");
+    expect(webhookStatusTone(503)).toBe("err");
+    expect(webhookStatusTone(undefined)).toBe("err");
+  });
+  it("labels a missing answer with a dash", () => {
+    expect(webhookStatusLabel(500)).toBe("500");
+    expect(webhookStatusLabel(undefined)).toBe("—");
+  });
+});
+
+describe("splitUrl", () => {
+  it("separates origin from path and query", () => {
+    expect(splitUrl("http://127.0.0.1:8001/ws-hook/?x=1")).toEqual({ origin: "http://127.0.0.1:8001", path: "/ws-hook/?x=1" });
+    expect(splitUrl("https://api.example.com/hooks#frag")).toEqual({ origin: "https://api.example.com", path: "/hooks#frag" });
+  });
+  it("shows / for a bare origin and keeps anything else whole", () => {
+    expect(splitUrl("http://localhost:9000")).toEqual({ origin: "http://localhost:9000", path: "/" });
+    expect(splitUrl("not a url")).toEqual({ origin: "", path: "not a url" });
+  });
+});
+
+describe("bodyView", () => {
+  it("pretty-prints JSON and keeps other text as sent", () => {
+    expect(bodyView('{"a":1,"b":[2]}')).toEqual({ text: '{\n  "a": 1,\n  "b": [\n    2\n  ]\n}', json: true, truncated: false });
+    expect(bodyView("boom")).toEqual({ text: "boom", json: false, truncated: false });
+    expect(bodyView(undefined)).toEqual({ text: "", json: false, truncated: false });
+  });
+  it("notices the server's 2 KiB cut", () => {
+    const cut = `{"message":"${"x".repeat(2100)}`.slice(0, 2048) + "…";
+    expect(bodyView(cut)).toEqual({ text: cut, json: false, truncated: true });
+    expect(bodyView("short…").truncated).toBe(false);
+  });
+});
+
+describe("newestDeliveries", () => {
+  const d = (id: number, ts: string) => ({ id, ts });
+  it("orders by start time, newest first, then by id", () => {
+    const list = [d(1, "2026-01-01T12:00:00.000Z"), d(3, "2026-01-01T12:00:00.500Z"), d(2, "2026-01-01T12:00:01.000Z"), d(4, "2026-01-01T12:00:01.000Z")];
+    expect(newestDeliveries(list).map((x) => x.id)).toEqual([4, 2, 3, 1]);
+  });
+  it("merges a re-send's result once", () => {
+    const a = [d(1, "2026-01-01T12:00:00.000Z")];
+    const fresh = d(2, "2026-01-01T12:00:05.000Z");
+    expect(newestDeliveries(a, [fresh]).map((x) => x.id)).toEqual([2, 1]);
+    expect(newestDeliveries([...a, fresh], [fresh]).map((x) => x.id)).toEqual([2, 1]);
+  });
+});
+
+describe("failedAnswerLine", () => {
+  it("takes the answer's first line out of the error", () => {
+    expect(failedAnswerLine("HTTP 500: boom", 500)).toBe("boom");
+    expect(failedAnswerLine("HTTP 404", 404)).toBeNull();
+    expect(failedAnswerLine("connection refused", undefined)).toBeNull();
+    expect(failedAnswerLine(undefined, 500)).toBeNull();
   });
 });

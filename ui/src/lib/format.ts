@@ -168,3 +168,59 @@ export function formatHttpRequest(e: Parameters<typeof httpRequestParts>[0]): st
   const p = httpRequestParts(e);
   return `${p.request} → ${p.status}${p.rest ? ` · ${p.rest}` : ""}`;
 }
+
+/** A webhook's last status: 2xx green, 3xx/4xx amber (the backend's answer), 5xx or none red. */
+export function webhookStatusTone(status: number | undefined): Tone {
+  if (status === undefined || status >= 500 || status < 100) return "err";
+  if (status >= 200 && status < 300) return "ok";
+  return "warn";
+}
+
+/** `200`, or `—` when no answer came. */
+export function webhookStatusLabel(status: number | undefined): string {
+  return status === undefined ? "—" : String(status);
+}
+
+/** `http://127.0.0.1:8001/hook?x=1` → origin `http://127.0.0.1:8001`, path `/hook?x=1` (`/` when none). */
+export function splitUrl(url: string): { origin: string; path: string } {
+  const m = url.match(/^([a-z][a-z0-9+.-]*:\/\/[^/?#]*)(.*)$/i);
+  if (!m) return { origin: "", path: url };
+  return { origin: m[1], path: m[2] || "/" };
+}
+
+export interface BodyView {
+  /** Pretty-printed when it parses as JSON, else as sent. */
+  text: string;
+  json: boolean;
+  /** The server keeps the first 2 KiB and marks the cut with `…`. */
+  truncated: boolean;
+}
+
+/** How a logged request or reply body is shown. */
+export function bodyView(body: string | undefined, shownBytes = 2048): BodyView {
+  const raw = body ?? "";
+  const truncated = raw.endsWith("…") && new TextEncoder().encode(raw).length > shownBytes;
+  const pretty = prettyJson(raw);
+  return pretty === null ? { text: raw, json: false, truncated } : { text: pretty, json: true, truncated };
+}
+
+/**
+ * Newest first (by start time, then id), one entry per id: a re-send's result joins the
+ * list before the next poll brings it.
+ */
+export function newestDeliveries<T extends { id: number; ts: string }>(...lists: T[][]): T[] {
+  const byId = new Map<number, T>();
+  for (const list of lists) for (const d of list) byId.set(d.id, d);
+  // RFC 3339 UTC with milliseconds: a string compare orders by time.
+  return [...byId.values()].sort((a, b) => (a.ts < b.ts ? 1 : a.ts > b.ts ? -1 : b.id - a.id));
+}
+
+/**
+ * What a failed delivery's answer said: the server keeps no body for a non-2xx answer,
+ * only its first line in the error (`HTTP 500: boom` → `boom`); null when there is none.
+ */
+export function failedAnswerLine(error: string | undefined, status: number | undefined): string | null {
+  if (!error || status === undefined) return null;
+  const prefix = `HTTP ${status}: `;
+  return error.startsWith(prefix) ? error.slice(prefix.length) : null;
+}

@@ -20,6 +20,7 @@ export const EVENT_KINDS = [
   "upstream_output",
   "upstream_state",
   "bridge_state",
+  "broker_state",
 ] as const satisfies readonly EventKind[];
 type MissingKind = Exclude<EventKind, (typeof EVENT_KINDS)[number]>;
 const allKindsListed: [MissingKind] extends [never] ? true : MissingKind = true;

@@ -487,7 +487,7 @@ duration_ms: number,
  */
 error?: string, 
 /**
- * The reply body (the first 2 KiB).
+ * The last answer's body, whatever its status (the first 2 KiB).
  */
 response?: string, 
 /**
