@@ -100,6 +100,8 @@ pub struct Bridge {
     channel_base: String,
     status: watch::Sender<BridgeStatus>,
     received: AtomicU64,
+    /// Groups this run's channels are in on the default layer (left on the way out).
+    joined: parking_lot::Mutex<HashSet<String>>,
 }
 
 impl Bridge {
@@ -122,6 +124,7 @@ impl Bridge {
             channel_base: format!("sockpit.{:016x}", rand::random::<u64>()),
             status: watch::channel(status).0,
             received: AtomicU64::new(0),
+            joined: parking_lot::Mutex::new(HashSet::new()),
         }))
     }
 
@@ -143,8 +146,8 @@ impl Bridge {
     ) {
         let mut backoff = BACKOFF_MIN;
         loop {
-            let connected = AtomicU64::new(0);
-            let session = self.session(&hub, &deliver, &emit, &connected);
+            let mut connected = false;
+            let session = self.session(&hub, &deliver, &emit, &mut connected);
             let ended = tokio::select! {
                 r = session => r,
                 _ = stop.cancelled() => {
@@ -152,7 +155,7 @@ impl Bridge {
                     return;
                 }
             };
-            if connected.load(Ordering::Relaxed) == 1 {
+            if connected {
                 backoff = BACKOFF_MIN;
             }
             let why = match ended {
@@ -180,7 +183,7 @@ impl Bridge {
         hub: &Hub,
         deliver: &(impl Fn(&str, &Value) -> bool + Send + Sync),
         emit: &(impl Fn(Event) + Send + Sync),
-        connected: &AtomicU64,
+        connected: &mut bool,
     ) -> Result<(), BridgeError> {
         let client = redis::Client::open(self.url.as_str())?;
         let connect = Duration::from_secs(3);
@@ -201,12 +204,15 @@ impl Bridge {
         // A blocking read holds its connection: it gets one of its own, with no
         // response timeout shorter than the read's.
         let mut inbox = client
-            .get_multiplexed_async_connection_with_config(&config.set_response_timeout(None))
+            .get_multiplexed_async_connection_with_config(
+                &config.set_response_timeout(Some(Duration::from_secs(INBOX_POLL_S + 3))),
+            )
             .await?;
 
-        let mut joined: HashSet<String> = HashSet::new();
-        self.sync_groups(hub, &mut commands, &mut joined).await?;
-        connected.store(1, Ordering::Relaxed);
+        // A new connection (Redis restarted, or forgot): join everything again.
+        self.joined.lock().clear();
+        self.sync_groups(hub, &mut commands).await?;
+        *connected = true;
         let detail = format!(
             "listening for group_send on {} (prefix {:?}, both channels_redis layers)",
             self.url.redacted(),
@@ -223,13 +229,7 @@ impl Bridge {
             let mut messages = pubsub.on_message();
             while let Some(msg) = messages.next().await {
                 if let Some(group) = msg.get_channel_name().strip_prefix(&group_prefix) {
-                    self.handle(
-                        &[group.to_string()],
-                        msg.get_payload_bytes(),
-                        0,
-                        deliver,
-                        emit,
-                    );
+                    self.handle(&[group.to_string()], msg.get_payload_bytes(), deliver, emit);
                 }
             }
             Err::<(), _>(BridgeError::Closed)
@@ -246,8 +246,29 @@ impl Bridge {
                     Ok(p) => p,
                     Err(e) => return Err::<(), BridgeError>(e.into()),
                 };
-                if let Some((_, member, _)) = popped {
-                    self.handle_core(&member, deliver, emit);
+                let Some((_, member, _)) = popped else {
+                    continue;
+                };
+                self.handle_core(&member, deliver, emit);
+                // A burst (a loop of group_send) is taken in one go: the inbox holds
+                // channels_redis's `capacity` (100) at most, then drops silently.
+                loop {
+                    let more: Vec<Vec<u8>> = match redis::cmd("ZPOPMIN")
+                        .arg(&inbox_key)
+                        .arg(100)
+                        .query_async(&mut inbox)
+                        .await
+                    {
+                        Ok(m) => m,
+                        Err(e) => return Err::<(), BridgeError>(e.into()),
+                    };
+                    if more.is_empty() {
+                        break;
+                    }
+                    // Member, score, member, score…
+                    for member in more.iter().step_by(2) {
+                        self.handle_core(member, deliver, emit);
+                    }
                 }
             }
         };
@@ -261,11 +282,13 @@ impl Bridge {
                         if changed.is_err() {
                             return Err::<(), BridgeError>(BridgeError::Closed);
                         }
-                        self.sync_groups(hub, &mut commands, &mut joined).await?;
+                        self.sync_groups(hub, &mut commands).await?;
                     }
                     _ = refresh.tick() => {
-                        let all: Vec<String> = joined.iter().cloned().collect();
+                        let all: Vec<String> = self.joined.lock().iter().cloned().collect();
                         self.join(&mut commands, &all).await?;
+                        // A connection that died quietly shows here, not at the next message.
+                        redis::cmd("PING").query_async::<String>(&mut commands).await?;
                     }
                 }
             }
@@ -283,25 +306,32 @@ impl Bridge {
         &self,
         hub: &Hub,
         conn: &mut MultiplexedConnection,
-        joined: &mut HashSet<String>,
     ) -> Result<(), BridgeError> {
         let want: HashSet<String> = hub
             .channel_names()
             .into_iter()
-            .filter(|g| valid_group(g) && self.channel_for(g).len() < 100)
+            .filter(|g| valid_group(g))
             .collect();
-        let new: Vec<String> = want.difference(joined).cloned().collect();
-        let gone: Vec<String> = joined.difference(&want).cloned().collect();
+        let (new, gone): (Vec<String>, Vec<String>) = {
+            let joined = self.joined.lock();
+            (
+                want.difference(&joined).cloned().collect(),
+                joined.difference(&want).cloned().collect(),
+            )
+        };
         self.join(conn, &new).await?;
-        for g in &gone {
-            let _: () = redis::cmd("ZREM")
-                .arg(self.group_key(g))
-                .arg(self.channel_for(g))
-                .query_async(conn)
-                .await?;
+        if !gone.is_empty() {
+            let mut pipe = redis::pipe();
+            for g in &gone {
+                pipe.cmd("ZREM")
+                    .arg(self.group_key(g))
+                    .arg(self.channel_for(g))
+                    .ignore();
+            }
+            pipe.query_async::<()>(conn).await?;
         }
-        *joined = want;
-        let n = joined.len() as u64;
+        let n = want.len() as u64;
+        *self.joined.lock() = want;
         self.status.send_modify(|s| s.groups = n);
         Ok(())
     }
@@ -334,34 +364,25 @@ impl Bridge {
     }
 
     /// Leaves every group on the way out, so `group_send` stops queueing for a channel
-    /// nobody reads (best effort: Redis may be the reason we are stopping).
+    /// nobody reads (best effort, one pipeline: Redis may be why we are stopping).
     async fn leave_all(&self) {
+        let groups: Vec<String> = self.joined.lock().drain().collect();
+        if groups.is_empty() {
+            return;
+        }
         let Ok(client) = redis::Client::open(self.url.as_str()) else {
             return;
         };
         let _ = timeout(Duration::from_secs(1), async {
             let mut conn = client.get_multiplexed_async_connection().await?;
-            let mut keys: Vec<Vec<u8>> = redis::cmd("KEYS")
-                .arg(format!("{}:group:*", self.prefix))
-                .query_async(&mut conn)
-                .await?;
-            keys.truncate(10_000);
-            for key in keys {
-                let members: Vec<String> = redis::cmd("ZRANGE")
-                    .arg(&key)
-                    .arg(0)
-                    .arg(-1)
-                    .query_async(&mut conn)
-                    .await?;
-                for m in members.iter().filter(|m| m.starts_with(&self.channel_base)) {
-                    let _: () = redis::cmd("ZREM")
-                        .arg(&key)
-                        .arg(m)
-                        .query_async(&mut conn)
-                        .await?;
-                }
+            let mut pipe = redis::pipe();
+            for g in &groups {
+                pipe.cmd("ZREM")
+                    .arg(self.group_key(g))
+                    .arg(self.channel_for(g))
+                    .ignore();
             }
-            redis::RedisResult::Ok(())
+            pipe.query_async::<()>(&mut conn).await
         })
         .await;
     }
@@ -429,26 +450,24 @@ impl Bridge {
         false
     }
 
-    /// A message for `groups`, `skip` bytes of random prefix before the msgpack.
+    /// A pub/sub message for `groups`.
     fn handle(
         &self,
         groups: &[String],
         raw: &[u8],
-        skip: usize,
         deliver: &(impl Fn(&str, &Value) -> bool + Send + Sync),
         emit: &(impl Fn(Event) + Send + Sync),
     ) {
         if !self.small_enough(raw.len(), &groups.join(", "), emit) {
             return;
         }
-        match raw.get(skip..).map(decode) {
-            Some(Ok(value)) => self.deliver(groups, value, deliver),
-            Some(Err(why)) => emit(error_event(format!(
+        match decode(raw) {
+            Ok(value) => self.deliver(groups, value, deliver),
+            Err(why) => emit(error_event(format!(
                 "a {} byte message for group {} that is not msgpack: {why}; dropped",
                 raw.len(),
                 groups.join(", ")
             ))),
-            None => {}
         }
     }
 
@@ -466,8 +485,10 @@ impl Bridge {
             (BridgeMessage::Data, Some(data)) => data.clone(),
             _ => event,
         };
+        let mut done: HashSet<&str> = HashSet::new();
         for g in groups {
-            if deliver(g, &data) {
+            // Only channels named like channels' groups, each once.
+            if valid_group(g) && done.insert(g.as_str()) && deliver(g, &data) {
                 self.received.fetch_add(1, Ordering::Relaxed);
             }
         }

@@ -32,12 +32,15 @@ use crate::hub::{Counts, Target};
 
 /// The Redis pub/sub channel publishes travel on.
 const CHANNEL: &str = "sockpit:broker";
-/// Where each instance's counts live (`sockpit:presence:<id>`).
-const PRESENCE: &str = "sockpit:presence:";
+/// The hash where each instance keeps its counts (field: its id).
+const PRESENCE: &str = "sockpit:presence";
 /// How often counts are written and read.
 const PRESENCE_EVERY: Duration = Duration::from_secs(1);
-/// How long an instance's counts outlive it.
-const PRESENCE_TTL_S: u64 = 5;
+/// Counts older than this are an instance that is gone.
+const PRESENCE_STALE_S: u64 = 5;
+/// Largest message read from the broker channel or the presence hash: bigger is not
+/// from a Sockpit.
+const MAX_WIRE: usize = 2 << 20;
 /// Cluster channels listed in stats at most (the busiest), as for one instance.
 const CHANNELS_LISTED: usize = 200;
 /// Publishes waiting to be forwarded at most.
@@ -101,7 +104,7 @@ impl Forwarded {
         match self.kind.as_str() {
             "channel" => Some(Target::Channel(self.name.clone())),
             "user" => Some(Target::User(self.name.clone())),
-            "connection" => Some(Target::Connection(self.name.clone())),
+            // Connection ids are per instance: never taken from the wire.
             _ => None,
         }
     }
@@ -109,7 +112,10 @@ impl Forwarded {
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Presence {
+    /// Seconds since the epoch when written.
+    at: u64,
     connections: u64,
+    /// The busiest channels.
     channels: BTreeMap<String, u64>,
 }
 
@@ -213,10 +219,13 @@ impl Broker {
                 "{why}; serving local clients only, retrying in {:.1}s",
                 backoff.as_secs_f64()
             );
+            let here = counts();
             self.status.send_modify(|s| {
                 s.state = BrokerState::Reconnecting;
                 s.detail = detail.clone();
                 s.instances = 1;
+                s.connections = here.total;
+                s.channels = top(here.per_channel);
             });
             let mut e = Event::new(EventKind::BrokerState);
             e.reason = Some(detail);
@@ -282,7 +291,11 @@ impl Broker {
             tokio::select! {
                 msg = incoming.next() => {
                     let Some(msg) = msg else { return Ok(()) };
-                    let Ok(f) = serde_json::from_slice::<Forwarded>(msg.get_payload_bytes()) else {
+                    let payload = msg.get_payload_bytes();
+                    if payload.len() > MAX_WIRE {
+                        continue;
+                    }
+                    let Ok(f) = serde_json::from_slice::<Forwarded>(payload) else {
                         continue;
                     };
                     if f.from != self.instance {
@@ -301,36 +314,44 @@ impl Broker {
         }
     }
 
-    /// Writes this instance's counts and reads everyone's.
+    /// Writes this instance's counts and reads everyone's (one hash: two round trips,
+    /// however many instances).
     async fn presence(
         &self,
         conn: &mut redis::aio::MultiplexedConnection,
         mine: Counts,
     ) -> Result<(), redis::RedisError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
         let me = Presence {
+            at: now,
             connections: mine.total,
-            channels: mine.per_channel,
+            channels: top(mine.per_channel),
         };
-        let _: () = redis::cmd("SET")
-            .arg(format!("{PRESENCE}{}", self.instance))
+        let all: Vec<(String, Vec<u8>)> = redis::pipe()
+            .cmd("HSET")
+            .arg(PRESENCE)
+            .arg(&self.instance)
             .arg(serde_json::to_string(&me).unwrap_or_default())
-            .arg("EX")
-            .arg(PRESENCE_TTL_S)
-            .query_async(conn)
-            .await?;
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{PRESENCE}*"))
-            .query_async(conn)
-            .await?;
+            .ignore()
+            .cmd("HGETALL")
+            .arg(PRESENCE)
+            .query_async::<(Vec<(String, Vec<u8>)>,)>(conn)
+            .await?
+            .0;
         let mut instances = 0;
         let mut connections = 0;
         let mut channels: BTreeMap<String, u64> = BTreeMap::new();
-        for key in keys.iter().take(1000) {
-            let Some(text): Option<String> = redis::cmd("GET").arg(key).query_async(conn).await?
-            else {
-                continue;
-            };
-            let Ok(p) = serde_json::from_str::<Presence>(&text) else {
+        let mut gone = Vec::new();
+        for (id, text) in all.iter().take(1000) {
+            let fresh = (text.len() <= MAX_WIRE)
+                .then(|| serde_json::from_slice::<Presence>(text).ok())
+                .flatten()
+                .filter(|p| p.at + PRESENCE_STALE_S >= now);
+            let Some(p) = fresh else {
+                gone.push(id.clone());
                 continue;
             };
             instances += 1;
@@ -339,17 +360,29 @@ impl Broker {
                 *channels.entry(c).or_default() += n;
             }
         }
-        if channels.len() > CHANNELS_LISTED {
-            let mut v: Vec<_> = channels.into_iter().collect();
-            v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-            v.truncate(CHANNELS_LISTED);
-            channels = v.into_iter().collect();
+        if !gone.is_empty() {
+            let _: () = redis::cmd("HDEL")
+                .arg(PRESENCE)
+                .arg(gone)
+                .query_async(conn)
+                .await?;
         }
         self.status.send_modify(|s| {
             s.instances = instances;
             s.connections = connections;
-            s.channels = channels;
+            s.channels = top(channels);
         });
         Ok(())
     }
+}
+
+/// The busiest [`CHANNELS_LISTED`] channels.
+fn top(channels: BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+    if channels.len() <= CHANNELS_LISTED {
+        return channels;
+    }
+    let mut v: Vec<_> = channels.into_iter().collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    v.truncate(CHANNELS_LISTED);
+    v.into_iter().collect()
 }

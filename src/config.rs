@@ -506,10 +506,17 @@ pub enum BridgeMessage {
     Event,
 }
 
-/// A `redis://` (or `rediss://`, `unix://`) URL, checked when the config loads.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+/// A `redis://` (or `unix://`) URL, checked when the config loads. Its `Debug` and
+/// [`RedisUrl::redacted`] never show a password.
+#[derive(Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct RedisUrl(String);
+
+impl fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("RedisUrl").field(&self.redacted()).finish()
+    }
+}
 
 impl RedisUrl {
     /// The URL as written.
@@ -517,14 +524,37 @@ impl RedisUrl {
         &self.0
     }
 
-    /// The URL with any password replaced, for events, stats and the UI.
+    /// The URL with any password replaced (`user:pass@`, `?pass=`, `?password=`), for
+    /// events, stats and the UI.
     pub fn redacted(&self) -> String {
-        match self.0.split_once("://") {
+        let (url, query) = match self.0.split_once('?') {
+            Some((u, q)) => (u, Some(q)),
+            None => (self.0.as_str(), None),
+        };
+        let url = match url.split_once("://") {
             Some((scheme, rest)) => match rest.rsplit_once('@') {
                 Some((_, host)) => format!("{scheme}://…@{host}"),
-                None => self.0.clone(),
+                None => url.to_string(),
             },
-            None => self.0.clone(),
+            None => url.to_string(),
+        };
+        match query {
+            Some(q) => {
+                let q: Vec<String> = q
+                    .split('&')
+                    .map(|p| match p.split_once('=') {
+                        Some((k, _))
+                            if k.eq_ignore_ascii_case("pass")
+                                || k.eq_ignore_ascii_case("password") =>
+                        {
+                            format!("{k}=…")
+                        }
+                        _ => p.to_string(),
+                    })
+                    .collect();
+                format!("{url}?{}", q.join("&"))
+            }
+            None => url,
         }
     }
 }

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
 
 use crate::close::{CloseCode, DropReason};
-use crate::config::{EndpointConfig, OnMessage, WebhookUrl};
+use crate::config::{EndpointConfig, OnMessage};
 use crate::events::{Event, EventKind, preview};
 use crate::hub::{Close, Conn, Slot, Target};
 use crate::state::Shared;
@@ -45,15 +45,23 @@ pub(crate) async fn run(
     ping.reset();
     let mut last_seen = Instant::now();
     let stop = shared.stop.clone();
-    // `on_message = "webhook"`: messages wait here for one worker that posts them in
-    // order; a client faster than the backend fills it and loses messages (said).
-    let hook = endpoint.webhook.clone().map(|url| {
+    // Webhooks: messages wait here for one worker that posts them in order (a client
+    // faster than the backend fills the queue and loses messages, said), then the
+    // disconnect, after the last message.
+    let (hook, mut bye) = if endpoint.webhook.is_some() || endpoint.webhook_disconnect.is_some() {
         let (tx, rx) = mpsc::channel(WEBHOOK_QUEUE);
-        shared
-            .sockets
-            .spawn(post_messages(shared.clone(), conn.clone(), url, rx));
-        tx
-    });
+        let (bye_tx, bye_rx) = tokio::sync::oneshot::channel();
+        shared.sockets.spawn(post_hooks(
+            shared.clone(),
+            conn.clone(),
+            endpoint.clone(),
+            rx,
+            bye_rx,
+        ));
+        (endpoint.webhook.is_some().then_some(tx), Some(bye_tx))
+    } else {
+        (None, None)
+    };
 
     let close: Close = loop {
         tokio::select! {
@@ -104,6 +112,9 @@ pub(crate) async fn run(
                         // leaving first ends the TCP connection without the closing handshake.
                         let _ = timeout(CLOSE_GRACE, futures_util::SinkExt::flush(&mut socket)).await;
                         finish(&shared, &conn, code, &reason, true);
+                        if let Some(b) = bye.take() {
+                            let _ = b.send((code, reason));
+                        }
                         return;
                     }
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
@@ -127,6 +138,9 @@ pub(crate) async fn run(
         send_close(&mut socket, close.code, &close.reason).await;
     }
     finish(&shared, &conn, close.code, &close.reason, false);
+    if let Some(b) = bye.take() {
+        let _ = b.send((close.code, close.reason));
+    }
 }
 
 /// Most frames written per flush.
@@ -317,46 +331,72 @@ pub(crate) fn conn_event(conn: &Conn, kind: EventKind) -> Event {
 /// Messages a connection may have waiting for its webhook.
 const WEBHOOK_QUEUE: usize = 64;
 
-/// Posts a connection's messages to its webhook, one at a time, in order; a reply body
-/// goes back to the sender. Ends with the connection (or the server).
-async fn post_messages(
+/// Posts a connection's messages to its webhook, one at a time, in order (a reply body
+/// goes back to the sender), then — once the connection is gone and its last message
+/// posted — its disconnect. Stops with the server: a stopping server tells no backend.
+async fn post_hooks(
     shared: Arc<Shared>,
     conn: Arc<Conn>,
-    url: WebhookUrl,
+    endpoint: Arc<EndpointConfig>,
     mut rx: mpsc::Receiver<Message>,
+    bye: tokio::sync::oneshot::Receiver<(u16, String)>,
 ) {
-    loop {
-        let msg = tokio::select! {
-            m = rx.recv() => match m {
-                Some(m) => m,
-                None => return,
-            },
-            _ = shared.stop.cancelled() => return,
-        };
-        let mut more = serde_json::Map::new();
-        match msg {
-            Message::Text(t) => {
-                more.insert("message".into(), t.as_str().into());
+    let stop = shared.stop.clone();
+    let id = conn.wire_id();
+    if let Some(url) = &endpoint.webhook {
+        loop {
+            let msg = tokio::select! {
+                m = rx.recv() => match m {
+                    Some(m) => m,
+                    None => break,
+                },
+                _ = stop.cancelled() => return,
+            };
+            let mut more = serde_json::Map::new();
+            match msg {
+                Message::Text(t) => {
+                    more.insert("message".into(), t.as_str().into());
+                }
+                Message::Binary(b) => {
+                    use base64::Engine;
+                    let b64 = base64::engine::general_purpose::STANDARD.encode(&b);
+                    more.insert("message".into(), b64.into());
+                    more.insert("binary".into(), true.into());
+                }
+                _ => continue,
             }
-            Message::Binary(b) => {
-                use base64::Engine;
-                let b64 = base64::engine::general_purpose::STANDARD.encode(&b);
-                more.insert("message".into(), b64.into());
-                more.insert("binary".into(), true.into());
-            }
-            _ => continue,
+            let body = webhook::about_with(conn.id, &conn.meta, "message", more);
+            let outcome = tokio::select! {
+                o = shared.webhooks.post(WebhookKind::Message, url, &id, body) => o,
+                _ = stop.cancelled() => return,
+            };
+            shared.webhook_reply(&conn, &outcome);
         }
-        let body = webhook::about_with(conn.id, &conn.meta, "message", more);
-        let id = conn.wire_id();
-        let outcome = tokio::select! {
-            o = shared.webhooks.post(WebhookKind::Message, &url, &id, body) => o,
-            _ = shared.stop.cancelled() => return,
-        };
-        shared.webhook_reply(&conn, &outcome);
+    }
+    let Some(url) = &endpoint.webhook_disconnect else {
+        return;
+    };
+    let (code, reason) = tokio::select! {
+        b = bye => match b {
+            Ok(b) => b,
+            Err(_) => return,
+        },
+        _ = stop.cancelled() => return,
+    };
+    let mut more = serde_json::Map::new();
+    more.insert("code".into(), code.into());
+    more.insert("reason".into(), reason.into());
+    let body = webhook::about_with(conn.id, &conn.meta, "disconnect", more);
+    let outcome = tokio::select! {
+        o = shared.webhooks.post(WebhookKind::Disconnect, url, &id, body) => o,
+        _ = stop.cancelled() => return,
+    };
+    if !outcome.delivery.ok {
+        shared.events.emit(webhook::failed_event(&outcome.delivery));
     }
 }
 
-pub(crate) fn finish(shared: &Arc<Shared>, conn: &Conn, code: u16, reason: &str, by_client: bool) {
+pub(crate) fn finish(shared: &Shared, conn: &Conn, code: u16, reason: &str, by_client: bool) {
     shared.hub.unregister(conn);
     let mut e = conn_event(conn, EventKind::Disconnected);
     e.code = Some(code);
@@ -366,27 +406,6 @@ pub(crate) fn finish(shared: &Arc<Shared>, conn: &Conn, code: u16, reason: &str,
         reason.to_string()
     });
     shared.events.emit(e);
-    if let Some(url) = shared
-        .endpoints
-        .iter()
-        .find(|e| e.path.as_str() == conn.meta.endpoint)
-        .and_then(|e| e.webhook_disconnect.clone())
-    {
-        let mut more = serde_json::Map::new();
-        more.insert("code".into(), code.into());
-        more.insert("reason".into(), reason.into());
-        let body = webhook::about_with(conn.id, &conn.meta, "disconnect", more);
-        let (s, id) = (shared.clone(), conn.wire_id());
-        shared.sockets.spawn(async move {
-            let outcome = s
-                .webhooks
-                .post(WebhookKind::Disconnect, &url, &id, body)
-                .await;
-            if !outcome.delivery.ok {
-                s.events.emit(webhook::failed_event(&outcome.delivery));
-            }
-        });
-    }
 }
 
 #[cfg(test)]

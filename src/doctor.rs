@@ -361,12 +361,7 @@ async fn check_upstream(
 }
 
 /// A Redis Sockpit uses (the bridge's, the broker's): does it answer?
-async fn check_redis(
-    name: &str,
-    url: &crate::config::RedisUrl,
-    works: &str,
-    fix: &str,
-) -> Check {
+async fn check_redis(name: &str, url: &crate::config::RedisUrl, works: &str, fix: &str) -> Check {
     let shown = url.redacted();
     let ping = tokio::time::timeout(Duration::from_secs(3), async {
         let client = redis::Client::open(url.as_str())?;
@@ -377,7 +372,11 @@ async fn check_redis(
     match ping {
         Ok(Ok(_)) => Check::pass(name, format!("Redis at {shown} answers: {works}")),
         Ok(Err(e)) => Check::fail(name, format!("Redis at {shown}: {e}"), fix),
-        Err(_) => Check::fail(name, format!("Redis at {shown} did not answer within 3s"), fix),
+        Err(_) => Check::fail(
+            name,
+            format!("Redis at {shown} did not answer within 3s"),
+            fix,
+        ),
     }
 }
 

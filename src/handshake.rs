@@ -187,10 +187,14 @@ pub(crate) async fn upgrade(
             meta.join_user_channel();
             if let Some(url) = &endpoint.webhook_connect {
                 let asked = webhook::about(id, &meta, "connect");
-                let outcome = shared
-                    .webhooks
-                    .post(WebhookKind::Connect, url, &format!("c{id}"), asked)
-                    .await;
+                let wire_id = format!("c{id}");
+                let outcome = tokio::select! {
+                    o = shared.webhooks.post(WebhookKind::Connect, url, &wire_id, asked) => o,
+                    _ = shared.stop.cancelled() => {
+                        return ApiError::Handshake(StatusCode::SERVICE_UNAVAILABLE, "server stopping".into())
+                            .into_response();
+                    }
+                };
                 if let Err(no) = webhook::connect_verdict(&outcome) {
                     if !outcome.delivery.ok {
                         shared.events.emit(webhook::failed_event(&outcome.delivery));

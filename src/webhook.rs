@@ -34,6 +34,8 @@ pub const TIMEOUT: Duration = Duration::from_secs(5);
 const KEPT: usize = 200;
 /// Request bodies kept for re-sending; a larger one is logged without it.
 const KEPT_BODY: usize = 64 << 10;
+/// POSTs in flight at once.
+const IN_FLIGHT: usize = 32;
 /// What the log shows of a request or reply.
 const SHOWN: usize = 2 << 10;
 
@@ -106,6 +108,9 @@ pub struct Webhooks {
     client: Client<HttpConnector, Full<Bytes>>,
     log: Mutex<VecDeque<Kept>>,
     next_id: AtomicU64,
+    /// POSTs in flight at most: a thousand clients leaving at once wait their turn
+    /// instead of opening a thousand connections to the backend.
+    permits: tokio::sync::Semaphore,
     /// Largest reply read (`max_message_bytes`: it may be sent to a client).
     max_reply: usize,
 }
@@ -123,6 +128,7 @@ impl Webhooks {
             client: client::new(false),
             log: Mutex::new(VecDeque::new()),
             next_id: AtomicU64::new(1),
+            permits: tokio::sync::Semaphore::new(IN_FLIGHT),
             max_reply,
         }
     }
@@ -158,6 +164,7 @@ impl Webhooks {
     ) -> Outcome {
         let started = Instant::now();
         let ts = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (mut status, mut error, mut reply, mut attempts) = (None, None, None, 0);
         // The last answer's body, whatever its status, for the log.
         let mut answered: Option<Bytes> = None;
@@ -166,23 +173,27 @@ impl Webhooks {
                 tokio::time::sleep(Duration::from_millis(500 << (attempts - 1))).await;
             }
             attempts += 1;
-            match self.try_once(url, body.clone()).await {
-                Ok((s, b)) if (200..300).contains(&s) => {
+            let tried = {
+                let _permit = self.permits.acquire().await;
+                self.try_once(url, id, body.clone()).await
+            };
+            match tried {
+                Try::Answered { status: s, body: b } if (200..300).contains(&s) => {
                     status = Some(s);
                     error = None;
                     answered = Some(b.clone());
                     reply = Some(b);
                     break;
                 }
-                Ok((s, b)) => {
+                Try::Answered { status: s, body: b } => {
                     status = Some(s);
-                    answered = Some(b.clone());
                     let first = String::from_utf8_lossy(&b[..b.len().min(200)])
                         .lines()
                         .next()
                         .unwrap_or("")
                         .trim()
                         .to_string();
+                    answered = Some(b);
                     error = Some(if first.is_empty() {
                         format!("HTTP {s}")
                     } else {
@@ -193,17 +204,27 @@ impl Webhooks {
                         break;
                     }
                 }
-                Err(e) => {
+                // The backend took the request: another try would repeat it.
+                Try::TooLarge { status: s } => {
+                    status = Some(s);
+                    error = Some(format!(
+                        "HTTP {s} with a reply over max_message_bytes ({} bytes): not used",
+                        self.max_reply
+                    ));
+                    break;
+                }
+                Try::Failed(e) => {
                     status = None;
                     error = Some(e);
                 }
             }
         }
         let delivery = Delivery {
-            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            id,
             ts,
             kind,
-            url: url.to_string(),
+            // A secret in the query (`?key=…`) is not shown.
+            url: crate::auth::redact_text(&url.to_string(), &[]),
             conn: conn.to_string(),
             request: shown(&body),
             ok: error.is_none(),
@@ -211,7 +232,10 @@ impl Webhooks {
             attempts,
             duration_ms: started.elapsed().as_millis() as u64,
             error,
-            response: answered.as_ref().filter(|r| !r.is_empty()).map(|r| shown(r)),
+            response: answered
+                .as_ref()
+                .filter(|r| !r.is_empty())
+                .map(|r| shown(r)),
             resendable: body.len() <= KEPT_BODY,
         };
         let mut log = self.log.lock();
@@ -227,7 +251,7 @@ impl Webhooks {
     }
 
     /// One POST: the status and the body (read up to `max_reply` bytes), or why none came.
-    async fn try_once(&self, url: &WebhookUrl, body: Bytes) -> Result<(u16, Bytes), String> {
+    async fn try_once(&self, url: &WebhookUrl, id: u64, body: Bytes) -> Try {
         let req = Request::builder()
             .method(Method::POST)
             .uri(url.uri().clone())
@@ -236,28 +260,45 @@ impl Webhooks {
                 header::USER_AGENT,
                 concat!("sockpit/", env!("CARGO_PKG_VERSION")),
             )
-            .body(Full::new(body))
-            .map_err(|e| format!("cannot build the request: {e}"))?;
+            // The same on every try: a backend that got a try whose answer was lost
+            // can tell the next one is not a new message.
+            .header("x-sockpit-delivery", id.to_string())
+            .body(Full::new(body));
+        let req = match req {
+            Ok(r) => r,
+            Err(e) => return Try::Failed(format!("cannot build the request: {e}")),
+        };
         let answer = tokio::time::timeout(TIMEOUT, async {
-            let resp = self
-                .client
-                .request(req)
-                .await
-                .map_err(|e| client::describe(&e))?;
+            let resp = match self.client.request(req).await {
+                Ok(r) => r,
+                Err(e) => return Try::Failed(client::describe(&e)),
+            };
             let status = resp.status().as_u16();
-            let body = Limited::new(resp.into_body(), self.max_reply)
+            match Limited::new(resp.into_body(), self.max_reply)
                 .collect()
                 .await
-                .map_err(|e| format!("reading the reply: {e}"))?
-                .to_bytes();
-            Ok::<_, String>((status, body))
+            {
+                Ok(b) => Try::Answered {
+                    status,
+                    body: b.to_bytes(),
+                },
+                Err(e) if e.is::<http_body_util::LengthLimitError>() => Try::TooLarge { status },
+                Err(e) => Try::Failed(format!("reading the reply: {e}")),
+            }
         })
         .await;
-        match answer {
-            Ok(r) => r,
-            Err(_) => Err(format!("no answer within {}s", TIMEOUT.as_secs())),
-        }
+        answer.unwrap_or_else(|_| Try::Failed(format!("no answer within {}s", TIMEOUT.as_secs())))
     }
+}
+
+/// One try's result.
+enum Try {
+    /// A whole answer.
+    Answered { status: u16, body: Bytes },
+    /// An answer whose body is over the limit: the backend got the request.
+    TooLarge { status: u16 },
+    /// No answer.
+    Failed(String),
 }
 
 /// What a log shows of a body: the first 2 KiB as text.

@@ -34,6 +34,8 @@ class H(BaseHTTPRequestHandler):
             self.send_response(204); self.end_headers()
         elif self.path == "/bad":
             self.answer(400, "no such room")
+        elif self.path == "/big":
+            self.answer(200, "x" * 2000000)
         else:
             self.answer(500, "boom")
     def answer(self, status, value):
@@ -152,10 +154,30 @@ async fn messages_connects_and_disconnects_reach_a_python_backend_and_replies_co
         assert_eq!(got["echo"], format!("m{i}"));
     }
 
+    // The disconnect comes after the last message, not before it.
+    send_text(&mut ws, "last words").await;
     ws.close(None).await?;
-    let bye = backend.received("/disconnect")?;
-    assert_eq!(bye["conn"], conn);
-    assert_eq!(bye["code"], 1005);
+    let mut order = Vec::new();
+    while !order
+        .last()
+        .is_some_and(|l: &String| l.starts_with("/disconnect"))
+    {
+        let v = backend.lines.recv_timeout(Duration::from_secs(10))?;
+        order.push(format!(
+            "{} {}",
+            v["path"].as_str().unwrap(),
+            v["body"]["message"].as_str().unwrap_or("")
+        ));
+        if v["path"] == "/disconnect" {
+            assert_eq!(v["body"]["conn"], conn);
+            assert_eq!(v["body"]["code"], 1005);
+        }
+    }
+    assert_eq!(
+        order[order.len() - 2..],
+        ["/hook last words", "/disconnect "],
+        "{order:?}"
+    );
 
     // The delivery log lists them, and re-sends.
     let log: Value = server.get_json("/_sockpit/api/webhooks").await;
@@ -243,6 +265,37 @@ async fn failures_are_retried_logged_and_said() -> Result<()> {
         .unwrap();
     assert_eq!(d["attempts"], 1);
     assert_eq!(d["ok"], false);
+
+    // A 2xx reply over max_message_bytes: the backend got it once (no retry), the client
+    // gets nothing, the log says why.
+    let server = TestServer::start(hooked(&backend, "/big", "none")).await;
+    let mut ws = server.connect("/ws/room/a1/").await;
+    send_text(&mut ws, "z").await;
+    backend.received("/big")?;
+    silent(&mut ws, 500).await;
+    let log: Value = server.get_json("/_sockpit/api/webhooks").await;
+    let d = log["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["kind"] == "message")
+        .cloned()
+        .unwrap();
+    assert_eq!(d["attempts"], 1, "{d}");
+    assert!(
+        d["error"]
+            .as_str()
+            .unwrap()
+            .contains("over max_message_bytes"),
+        "{d}"
+    );
+    assert!(
+        backend
+            .lines
+            .recv_timeout(Duration::from_millis(1500))
+            .is_err(),
+        "tried again"
+    );
 
     // Nothing listening: the connect hook fails, the client reads why.
     let dead = std::net::TcpListener::bind("127.0.0.1:0")?
