@@ -131,3 +131,52 @@ async fn an_instance_that_loses_redis_serves_its_own_clients_and_says_so() -> Re
     assert_eq!(next_text(&mut b).await?, "together again");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_send_reaches_every_instances_subscribers_once() -> Result<()> {
+    // Both instances hear channels_redis themselves; the broker does not repeat it.
+    let redis = Redis::start()?;
+    let config = format!(
+        "[broker]\nredis = \"{url}\"\n[bridge]\nchannels_redis = \"{url}\"\n\n\
+         [[endpoint]]\npath = \"/ws/dashboard/\"\nchannel = \"dashboard\"\nauth = \"none\"\n",
+        url = redis.url()
+    );
+    let (one, two) = (Spawned::serve(&config)?, Spawned::serve(&config)?);
+    let mut a = connect(&one.ws("/ws/dashboard/"), &[]).await?;
+    let mut b = connect(&two.ws("/ws/dashboard/"), &[]).await?;
+    broker_until(&one, "connected", 2, 2).await;
+    for s in [&one, &two] {
+        let until = Instant::now() + Duration::from_secs(10);
+        while stats(s).await["bridge"]["groups"] != 1 {
+            assert!(Instant::now() < until, "the bridge never joined");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let python =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/django-venv/bin/python");
+    anyhow::ensure!(python.exists(), "run scripts/django-venv.sh first");
+    for layer in ["core", "pubsub"] {
+        let script = format!(
+            "import asyncio\nfrom channels_redis.core import RedisChannelLayer\n\
+             from channels_redis.pubsub import RedisPubSubChannelLayer\n\
+             cls = RedisChannelLayer if '{layer}' == 'core' else RedisPubSubChannelLayer\n\
+             async def main():\n    l = cls(hosts=['{}'])\n    await l.group_send('dashboard', {{'type': 't', 'data': '{layer} once'}})\n\
+             asyncio.run(main())\n",
+            redis.url()
+        );
+        let out = std::process::Command::new(&python)
+            .args(["-c", &script])
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let want = format!("{layer} once");
+        assert_eq!(next_text(&mut a).await?, want);
+        assert_eq!(next_text(&mut b).await?, want);
+        silent(&mut a, 300).await;
+        silent(&mut b, 300).await;
+    }
+    Ok(())
+}
