@@ -1,8 +1,6 @@
 import { describe, expect, it } from "vitest";
 import {
   bodyView,
-  bridgeStateLabel,
-  bridgeStateTone,
   failedAnswerLine,
   formatBytes,
   formatClock,
@@ -14,6 +12,9 @@ import {
   formatRelative,
   httpRequestParts,
   httpStatusTone,
+  linkStateLabel,
+  linkStateTone,
+  lostTone,
   newestDeliveries,
   prettyJson,
   processStateLabel,
@@ -22,6 +23,7 @@ import {
   webhookStatusLabel,
   webhookStatusTone,
 } from "./format";
+import type { BridgeState, BrokerState } from "./wire";
 
 describe("formatBytes", () => {
   it("uses binary units", () => {
@@ -139,16 +141,29 @@ describe("proxy formatting", () => {
   });
 });
 
-describe("bridge state", () => {
+describe("link state (bridge and broker)", () => {
   it("colours connected green, connecting amber, reconnecting red", () => {
-    expect(bridgeStateTone("connected")).toBe("ok");
-    expect(bridgeStateTone("connecting")).toBe("warn");
-    expect(bridgeStateTone("reconnecting")).toBe("err");
+    expect(linkStateTone("connected")).toBe("ok");
+    expect(linkStateTone("connecting")).toBe("warn");
+    expect(linkStateTone("reconnecting")).toBe("err");
   });
   it("marks the states that are still trying", () => {
-    expect(bridgeStateLabel("connected")).toBe("connected");
-    expect(bridgeStateLabel("connecting")).toBe("connecting…");
-    expect(bridgeStateLabel("reconnecting")).toBe("reconnecting…");
+    expect(linkStateLabel("connected")).toBe("connected");
+    expect(linkStateLabel("connecting")).toBe("connecting…");
+    expect(linkStateLabel("reconnecting")).toBe("reconnecting…");
+  });
+  it("takes the bridge's and the broker's states alike", () => {
+    const bridge: BridgeState = "reconnecting";
+    const broker: BrokerState = "reconnecting";
+    expect(linkStateTone(bridge)).toBe(linkStateTone(broker));
+    expect(linkStateLabel(bridge)).toBe(linkStateLabel(broker));
+  });
+  it("flags lost publishes: amber once some were lost, red while Redis is still away", () => {
+    expect(lostTone(0, "connected")).toBeNull();
+    expect(lostTone(0, "reconnecting")).toBeNull();
+    expect(lostTone(3, "connected")).toBe("warn");
+    expect(lostTone(3, "connecting")).toBe("warn");
+    expect(lostTone(3, "reconnecting")).toBe("err");
   });
 });
 

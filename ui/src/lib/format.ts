@@ -1,5 +1,5 @@
 // Formatters shared by every screen. Pure functions, tested in format.test.ts.
-import type { BridgeState, ProcessState } from "./wire";
+import type { BridgeState, BrokerState, ProcessState } from "./wire";
 
 const UNITS = ["KiB", "MiB", "GiB", "TiB"];
 
@@ -126,8 +126,11 @@ export function processStateLabel(state: ProcessState): string {
   return state.replace(/_/g, " ");
 }
 
+/** The state of a link to Redis: the channels bridge's and the cluster broker's. */
+export type LinkState = BridgeState | BrokerState;
+
 /** connected green, connecting amber, reconnecting (Redis lost or unreachable) red. */
-export function bridgeStateTone(state: BridgeState): Tone {
+export function linkStateTone(state: LinkState): Tone {
   switch (state) {
     case "connected":
       return "ok";
@@ -139,8 +142,17 @@ export function bridgeStateTone(state: BridgeState): Tone {
 }
 
 /** `connected`, `connecting…`, `reconnecting…` (the last two are still trying). */
-export function bridgeStateLabel(state: BridgeState): string {
+export function linkStateLabel(state: LinkState): string {
   return state === "connected" ? state : `${state}…`;
+}
+
+/**
+ * The broker's count of publishes that could not cross to the other instances: none
+ * plain (null), some amber, some while Redis is still away red (more are being lost).
+ */
+export function lostTone(lost: number, state: LinkState): Tone | null {
+  if (!(lost > 0)) return null;
+  return state === "reconnecting" ? "err" : "warn";
 }
 
 export interface HttpLine {

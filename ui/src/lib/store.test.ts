@@ -7,8 +7,8 @@ import {
   filterEvents,
   isNewRun,
   kindMatches,
+  linkStateSeverity,
   upstreamStateSeverity,
-  bridgeStateSeverity,
   unseen,
   severity,
   toJsonLines,
@@ -112,6 +112,9 @@ describe("kind filter", () => {
     expect(kindMatches("group:upstream", "http_request")).toBe(false);
     expect(kindMatches("group:bridge", "bridge_state")).toBe(true);
     expect(kindMatches("group:bridge", "published")).toBe(false);
+    expect(kindMatches("group:bridge", "broker_state")).toBe(false);
+    expect(kindMatches("group:broker", "broker_state")).toBe(true);
+    expect(kindMatches("group:broker", "bridge_state")).toBe(false);
     expect(kindMatches("group:nope" as never, "http_request")).toBe(false);
   });
   it("combines a group with the other filters", () => {
@@ -128,14 +131,23 @@ describe("severity", () => {
   it("reads bridge_state reasons", () => {
     const up = 'listening on redis://127.0.0.1:6379/0 for group_send (prefix "asgi", both channels_redis layers)';
     const down = "redis://127.0.0.1:6379/0: Connection refused (os error 111); retrying in 2.0s";
-    expect(bridgeStateSeverity(up)).toBeNull();
-    expect(bridgeStateSeverity("connecting")).toBeNull();
-    expect(bridgeStateSeverity(down)).toBe("warn");
-    expect(bridgeStateSeverity(undefined)).toBeNull();
+    expect(linkStateSeverity(up)).toBeNull();
+    expect(linkStateSeverity("connecting")).toBeNull();
+    expect(linkStateSeverity(down)).toBe("warn");
+    expect(linkStateSeverity(undefined)).toBeNull();
     expect(severity(ev(1, { kind: "bridge_state", reason: down }))).toBe("warn");
     expect(severity(ev(1, { kind: "bridge_state", reason: up }))).toBeNull();
     // The wording belongs to bridge_state: another kind saying it is not flagged.
     expect(severity(ev(1, { kind: "published", reason: "retrying in 2.0s" }))).toBeNull();
+  });
+  it("reads broker_state reasons", () => {
+    const up = "sharing channels through redis://127.0.0.1:6379/0 as instance 3f2a9c01d4e5b6a7";
+    const down = "Connection refused (os error 111); serving local clients only, retrying in 2.0s";
+    expect(linkStateSeverity(up)).toBeNull();
+    expect(linkStateSeverity(down)).toBe("warn");
+    expect(severity(ev(1, { kind: "broker_state", reason: down }))).toBe("warn");
+    expect(severity(ev(1, { kind: "broker_state", reason: up }))).toBeNull();
+    expect(severity(ev(1, { kind: "broker_state", reason: "connecting" }))).toBeNull();
   });
   it("flags 5xx answers and upstream trouble", () => {
     expect(severity(ev(1, { kind: "http_request", status: 502 }))).toBe("error");

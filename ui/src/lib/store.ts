@@ -101,6 +101,7 @@ export const KIND_GROUPS = {
   http: { label: "HTTP", section: "Proxy", kinds: ["http_request"] },
   upstream: { label: "Upstream output", section: "Proxy", kinds: ["upstream_output", "upstream_state"] },
   bridge: { label: "Bridge state", section: "Bridge", kinds: ["bridge_state"] },
+  broker: { label: "Broker state", section: "Broker", kinds: ["broker_state"] },
 } as const satisfies Record<string, { label: string; section: string; kinds: readonly EventKind[] }>;
 export type KindGroup = keyof typeof KIND_GROUPS;
 
@@ -178,11 +179,12 @@ export function upstreamStateSeverity(reason: string | undefined): Severity {
 }
 
 /**
- * How a `bridge_state` reason reads: a lost or unreachable Redis (`…; retrying in 2.0s`)
- * is a warning. The event has no state field, so this goes by the wording of
- * `src/bridge.rs`.
+ * How a `bridge_state` or `broker_state` reason reads: a lost or unreachable Redis
+ * (`…; retrying in 2.0s`, `…; serving local clients only, retrying in 2.0s`) is a
+ * warning. The events have no state field, so this goes by the wording of
+ * `src/bridge.rs` and `src/broker.rs`.
  */
-export function bridgeStateSeverity(reason: string | undefined): Severity {
+export function linkStateSeverity(reason: string | undefined): Severity {
   return /\bretrying in\b/.test(reason ?? "") ? "warn" : null;
 }
 
@@ -198,7 +200,8 @@ export function severity(e: Event): Severity {
     case "upstream_state":
       return upstreamStateSeverity(e.reason);
     case "bridge_state":
-      return bridgeStateSeverity(e.reason);
+    case "broker_state":
+      return linkStateSeverity(e.reason);
     case "disconnected":
       if (e.code === undefined) return null;
       if (e.code >= 4000) return "error";
