@@ -120,21 +120,9 @@ impl Server {
 
         let stop = shared.stop.clone();
         let s = shared.clone();
-        shared.tracker.spawn(stats::run_sampler(
-            move || {
-                stats::snapshot(
-                    &s.hub,
-                    &s.endpoints,
-                    s.started,
-                    &s.events,
-                    s.proxy.as_deref(),
-                    s.bridge.as_deref(),
-                    s.broker.as_deref(),
-                )
-            },
-            stats_tx,
-            stop,
-        ));
+        shared
+            .tracker
+            .spawn(stats::run_sampler(move || s.counts_now(), stats_tx, stop));
         if let Some(bridge) = shared.bridge.clone() {
             let (s, e) = (shared.clone(), shared.clone());
             shared.tracker.spawn(bridge.run(

@@ -96,9 +96,9 @@ impl Shared {
         Urls::new(self.local_addr)
     }
 
-    /// Stats with counts taken now and rates from the last sample.
-    pub fn snapshot_now(&self) -> StatsSnapshot {
-        let mut s = stats::snapshot(
+    /// Stats with counts taken now, without rates (what the sampler adds rates to).
+    pub fn counts_now(&self) -> StatsSnapshot {
+        stats::snapshot(
             &self.hub,
             &self.endpoints,
             self.started,
@@ -106,7 +106,12 @@ impl Shared {
             self.proxy.as_deref(),
             self.bridge.as_deref(),
             self.broker.as_deref(),
-        );
+        )
+    }
+
+    /// Stats with counts taken now and rates from the last sample.
+    pub fn snapshot_now(&self) -> StatsSnapshot {
+        let mut s = self.counts_now();
         let latest = self.stats.borrow();
         s.messages_in_per_s = latest.messages_in_per_s;
         s.messages_out_per_s = latest.messages_out_per_s;

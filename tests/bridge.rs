@@ -98,13 +98,7 @@ async fn group_send_on_both_layers_reaches_the_browser_with_the_exact_payload() 
     let stats = server.handle.stats();
     assert_eq!(stats.published, 2);
     assert_eq!(stats.bridge.as_ref().unwrap().received, 2);
-    let e = server
-        .handle
-        .recent_events()
-        .iter()
-        .map(|e| serde_json::from_str::<Value>(&e.json).unwrap())
-        .find(|e| e["kind"] == "published")
-        .unwrap();
+    let e = server.events("published").remove(0);
     assert_eq!(e["channel"], "dashboard");
     assert_eq!(e["delivered"], 1);
     assert_eq!(e["reason"], "channels_redis group_send");
@@ -159,14 +153,7 @@ async fn delivery_resumes_after_redis_restarts() -> Result<()> {
             .starts_with("listening for group_send on redis://127.0.0.1:"),
         "{b}"
     );
-    let states: Vec<String> = server
-        .handle
-        .recent_events()
-        .iter()
-        .map(|e| serde_json::from_str::<Value>(&e.json).unwrap())
-        .filter(|e| e["kind"] == "bridge_state")
-        .map(|e| e["reason"].as_str().unwrap().to_string())
-        .collect();
+    let states = server.reasons("bridge_state");
     assert!(
         states.iter().any(|s| s.contains("retrying in")),
         "{states:?}"
@@ -207,14 +194,7 @@ async fn hostile_messages_on_the_group_channel_are_dropped_with_a_reason() -> Re
             .await?;
     }
     silent(&mut ws, 300).await;
-    let errors: Vec<String> = server
-        .handle
-        .recent_events()
-        .iter()
-        .map(|e| serde_json::from_str::<Value>(&e.json).unwrap())
-        .filter(|e| e["kind"] == "server_error")
-        .map(|e| e["reason"].as_str().unwrap().to_string())
-        .collect();
+    let errors = server.reasons("server_error");
     assert_eq!(errors.len(), 3, "{errors:?}");
     assert!(errors[0].contains("not msgpack"), "{errors:?}");
     assert!(errors[1].contains("over max_message_bytes"), "{errors:?}");
@@ -313,14 +293,7 @@ async fn the_default_layers_inbox_refuses_garbage_and_the_group_is_left_when_emp
     }
     assert_eq!(next_text(&mut ws).await?, "once");
     silent(&mut ws, 300).await;
-    let errors: Vec<String> = server
-        .handle
-        .recent_events()
-        .iter()
-        .map(|e| serde_json::from_str::<Value>(&e.json).unwrap())
-        .filter(|e| e["kind"] == "server_error")
-        .map(|e| e["reason"].as_str().unwrap().to_string())
-        .collect();
+    let errors = server.reasons("server_error");
     assert_eq!(errors.len(), 2, "{errors:?}");
 
     // The last member leaves: so does the bridge's channel.

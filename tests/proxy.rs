@@ -915,13 +915,7 @@ async fn hostile_upstream_frames_and_output_are_bounded() -> Result<()> {
     let cmd = "head -c 8000000 /dev/zero | tr '\\0' x; echo; echo after; exit 1";
     let server = TestServer::start(proxy_config(up, &format!("command = {cmd:?}\n"))).await;
     let e = event(&server, "upstream_output", |e| e["reason"] == "after").await;
-    let lines: Vec<Value> = server
-        .handle
-        .recent_events()
-        .iter()
-        .map(|e| serde_json::from_str::<Value>(&e.json).unwrap())
-        .filter(|e| e["kind"] == "upstream_output")
-        .collect();
+    let lines = server.events("upstream_output");
     let long = lines[0]["reason"].as_str().unwrap();
     assert!(long.len() <= 512 && long.ends_with('…'), "{}", long.len());
     process_until(&server, 5, |p| p["state"] != "starting").await;

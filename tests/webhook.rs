@@ -112,16 +112,6 @@ fn hooked(backend: &Backend, hook: &str, auth: &str) -> sockpit::Config {
     ))
 }
 
-fn events(server: &TestServer, kind: &str) -> Vec<Value> {
-    server
-        .handle
-        .recent_events()
-        .iter()
-        .map(|e| serde_json::from_str::<Value>(&e.json).unwrap())
-        .filter(|e| e["kind"] == kind)
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_connects_and_disconnects_reach_a_python_backend_and_replies_come_back()
 -> Result<()> {
@@ -218,7 +208,7 @@ async fn a_connect_webhook_refuses_with_its_own_code_and_reason() -> Result<()> 
         closed(&mut ws).await?,
         (4403, "banned from this room".into())
     );
-    let e = events(&server, "handshake_rejected").pop().unwrap();
+    let e = server.events("handshake_rejected").pop().unwrap();
     assert_eq!(e["code"], 4403);
     assert_eq!(server.handle.stats().connections, 0);
     Ok(())
@@ -236,7 +226,7 @@ async fn failures_are_retried_logged_and_said() -> Result<()> {
     }
     let mut failed = Vec::new();
     for _ in 0..100 {
-        failed = events(&server, "webhook_failed");
+        failed = server.events("webhook_failed");
         if !failed.is_empty() {
             break;
         }

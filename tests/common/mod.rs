@@ -135,6 +135,24 @@ impl TestServer {
             .unwrap()
     }
 
+    /// The events of `kind` in the ring, oldest first, as JSON.
+    pub fn events(&self, kind: &str) -> Vec<Value> {
+        self.handle
+            .recent_events()
+            .iter()
+            .map(|e| serde_json::from_str::<Value>(&e.json).unwrap())
+            .filter(|e| e["kind"] == kind)
+            .collect()
+    }
+
+    /// The reasons of the events of `kind`, oldest first.
+    pub fn reasons(&self, kind: &str) -> Vec<String> {
+        self.events(kind)
+            .iter()
+            .map(|e| e["reason"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
     /// Waits until the server counts `n` connections.
     pub async fn wait_connections(&self, n: u64) {
         for _ in 0..500 {
