@@ -63,9 +63,13 @@ describe("sockpit serve in a browser", () => {
   });
 
   test("a rejected handshake shows in Logs with its code and reason", async () => {
-    await open("/ws/dashboard/"); // no token
+    const i = await open("/ws/dashboard/"); // no token
+    // This socket's close: an earlier test's sockets may still be reporting theirs.
     const closes = await clients.evaluate(() => (window as any).closes);
-    expect(closes.at(-1)).toMatchObject({ code: 4001, reason: "no token (expected ?token=…)" });
+    expect(closes.find((c: { i: number }) => c.i === i)).toMatchObject({
+      code: 4001,
+      reason: "no token (expected ?token=…)",
+    });
     await open("/ws/dashbord/");
     await ui.getByTestId("nav-logs").click();
     const rejected = ui.getByTestId("log-row").filter({ hasText: "no token (expected ?token=…)" });
