@@ -53,6 +53,6 @@ fuzz:
 
 # The load benchmark (release build; see README "Performance").
 bench:
-	@scripts/deps.sh run
+	@scripts/deps.sh bench
 	npm --prefix ui run build
 	$(CARGO) bench --locked --bench load

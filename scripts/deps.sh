@@ -2,6 +2,7 @@
 # Installs what Sockpit needs on Debian/Ubuntu, skipping whatever is already there.
 #   scripts/deps.sh run   — the server build; with a display, the desktop app's too
 #   scripts/deps.sh test  — everything: desktop build, Xvfb, WebKitWebDriver, Chromium
+#   scripts/deps.sh bench — the server build, Redis and Chromium (make bench)
 set -euo pipefail
 mode=${1:-run}
 
@@ -13,6 +14,8 @@ command -v npm >/dev/null 2>&1 || want+=(npm)
 desktop=(libwebkit2gtk-4.1-dev libayatana-appindicator3-1)
 if [ "$mode" = test ]; then
   want+=("${desktop[@]}" xvfb xauth webkit2gtk-driver dbus-daemon chromium fonts-dejavu-core python3-venv xdotool redis-server)
+elif [ "$mode" = bench ]; then
+  want+=(chromium fonts-dejavu-core redis-server)
 elif has_display; then
   want+=("${desktop[@]}")
 fi

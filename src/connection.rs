@@ -8,14 +8,17 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
+use tungstenite::Message;
+use tungstenite::protocol::CloseFrame;
 
 use crate::close::{CloseCode, DropReason};
 use crate::config::{EndpointConfig, OnMessage};
 use crate::events::{Event, EventKind, preview};
 use crate::hub::{Close, Conn, Slot, Target};
+use crate::socket::Socket;
 use crate::state::Shared;
 use crate::webhook::{self, WebhookKind};
 
@@ -27,10 +30,9 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// Drives an accepted connection until it closes, then unregisters it.
 pub(crate) async fn run(
-    mut socket: WebSocket,
+    mut socket: Socket,
     shared: Arc<Shared>,
     conn: Arc<Conn>,
-    mut rx: mpsc::Receiver<Message>,
     endpoint: Arc<EndpointConfig>,
     _slot: Slot,
 ) {
@@ -63,15 +65,17 @@ pub(crate) async fn run(
         (None, None)
     };
 
+    // Made once, not per turn of the loop: making one registers a waiter under the
+    // token's lock, and this loop turns once per frame.
+    let stopping = stop.cancelled();
+    let closing = conn.closing();
+    tokio::pin!(stopping, closing);
     let close: Close = loop {
         tokio::select! {
             biased;
-            _ = stop.cancelled() => break Close::new(CloseCode::GoingAway, "server stopping"),
-            _ = conn.closing() => break conn.close_reason().unwrap_or(Close::new(CloseCode::Normal, "")),
-            out = rx.recv() => {
-                let Some(out) = out else {
-                    break Close::new(CloseCode::Abnormal, "queue closed");
-                };
+            _ = &mut stopping => break Close::new(CloseCode::GoingAway, "server stopping"),
+            _ = &mut closing => break conn.close_reason().unwrap_or(Close::new(CloseCode::Normal, "")),
+            out = conn.next_out() => {
                 // Everything already queued goes out in one flush (one write syscall for a
                 // burst, not one per message), while still watching for a close request and
                 // a stall: a client that stopped reading (its TCP window closed) blocks this
@@ -79,9 +83,9 @@ pub(crate) async fn run(
                 let sent = tokio::select! {
                     // The write first: one that completes at once never arms the timer.
                     biased;
-                    r = write_burst(&mut socket, out, &mut rx) => r,
-                    _ = conn.closing() => continue,
-                    _ = stop.cancelled() => continue,
+                    r = write_burst(&mut socket, out, &conn) => r,
+                    _ = &mut closing => continue,
+                    _ = &mut stopping => continue,
                     _ = tokio::time::sleep(idle) => {
                         shared.hub.stats.drop_client(DropReason::WriteStalled);
                         break Close::new(
@@ -98,26 +102,26 @@ pub(crate) async fn run(
                 shared.hub.stats.messages_out.fetch_add(n, Ordering::Relaxed);
                 shared.hub.stats.bytes_out.fetch_add(bytes, Ordering::Relaxed);
             }
-            frame = socket.recv() => {
+            frame = socket.next() => {
                 last_seen = Instant::now();
                 match frame {
                     None => break Close::new(CloseCode::Abnormal, "connection dropped"),
                     Some(Err(e)) => break read_error(e, cfg.max_message_bytes.0, &shared),
                     Some(Ok(Message::Close(frame))) => {
                         let (code, reason) = frame
-                            .map(|f| (f.code, f.reason.to_string()))
+                            .map(|f| (u16::from(f.code), f.reason.to_string()))
                             .unwrap_or((CloseCode::NoStatus.code(), String::new()));
                         // tungstenite queued the reply when it read the client's close; only
                         // a flush writes it (a second close would be refused unsent), and
                         // leaving first ends the TCP connection without the closing handshake.
-                        let _ = timeout(CLOSE_GRACE, futures_util::SinkExt::flush(&mut socket)).await;
+                        let _ = timeout(CLOSE_GRACE, socket.flush()).await;
                         finish(&shared, &conn, code, &reason, true);
                         if let Some(b) = bye.take() {
                             let _ = b.send((code, reason));
                         }
                         return;
                     }
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
                     Some(Ok(msg)) => handle_message(&shared, &conn, msg, &endpoint, hook.as_ref()),
                 }
             }
@@ -148,16 +152,13 @@ const BURST: usize = 64;
 
 /// Feeds `first` and whatever else is queued (up to [`BURST`]), then flushes once.
 /// Returns the messages and payload bytes written, or `None` if the socket failed.
-async fn write_burst(
-    socket: &mut WebSocket,
-    first: Message,
-    rx: &mut mpsc::Receiver<Message>,
-) -> Option<(u64, u64)> {
-    use futures_util::SinkExt;
+async fn write_burst(socket: &mut Socket, first: Message, conn: &Conn) -> Option<(u64, u64)> {
     let (mut n, mut bytes) = (1, payload_len(&first));
     socket.feed(first).await.ok()?;
     while (n as usize) < BURST {
-        let Ok(next) = rx.try_recv() else { break };
+        let Some(next) = conn.try_next_out() else {
+            break;
+        };
         bytes += payload_len(&next);
         n += 1;
         socket.feed(next).await.ok()?;
@@ -167,9 +168,9 @@ async fn write_burst(
 }
 
 /// Sends a close frame, then waits briefly for the client's answer.
-pub(crate) async fn send_close(socket: &mut WebSocket, code: u16, reason: &str) {
+pub(crate) async fn send_close(socket: &mut Socket, code: u16, reason: &str) {
     let frame = CloseFrame {
-        code,
+        code: code.into(),
         reason: truncate_reason(reason).into(),
     };
     if timeout(CLOSE_WRITE_GRACE, socket.send(Message::Close(Some(frame))))
@@ -177,7 +178,7 @@ pub(crate) async fn send_close(socket: &mut WebSocket, code: u16, reason: &str) 
         .is_ok_and(|r| r.is_ok())
     {
         let _ = timeout(CLOSE_GRACE, async {
-            while let Some(Ok(m)) = socket.recv().await {
+            while let Some(Ok(m)) = socket.next().await {
                 if matches!(m, Message::Close(_)) {
                     break;
                 }
@@ -199,9 +200,8 @@ pub(crate) fn truncate_reason(reason: &str) -> String {
     format!("{}…", &reason[..end])
 }
 
-pub(crate) fn read_error(e: axum::Error, max: u64, shared: &Shared) -> Close {
-    let inner = e.into_inner();
-    if let Some(tungstenite::Error::Capacity(cap)) = inner.downcast_ref::<tungstenite::Error>() {
+pub(crate) fn read_error(e: tungstenite::Error, max: u64, shared: &Shared) -> Close {
+    if let tungstenite::Error::Capacity(cap) = &e {
         shared.hub.stats.drop_client(DropReason::MessageTooBig);
         let size = match cap {
             tungstenite::error::CapacityError::MessageTooLong { size, .. } => *size as u64,
@@ -216,24 +216,22 @@ pub(crate) fn read_error(e: axum::Error, max: u64, shared: &Shared) -> Close {
             ),
         );
     }
-    match inner.downcast_ref::<tungstenite::Error>() {
-        Some(tungstenite::Error::Utf8(_)) => {
+    match &e {
+        tungstenite::Error::Utf8(_) => {
             return Close::new(CloseCode::InvalidPayload, "text message is not valid UTF-8");
         }
         // The peer is gone: no close frame can reach it.
-        Some(
-            tungstenite::Error::Io(_)
-            | tungstenite::Error::ConnectionClosed
-            | tungstenite::Error::AlreadyClosed
-            | tungstenite::Error::Protocol(
-                tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
-            ),
+        tungstenite::Error::Io(_)
+        | tungstenite::Error::ConnectionClosed
+        | tungstenite::Error::AlreadyClosed
+        | tungstenite::Error::Protocol(
+            tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
         ) => {
             return Close::new(CloseCode::Abnormal, "connection dropped");
         }
         _ => {}
     }
-    Close::new(CloseCode::ProtocolError, format!("protocol error: {inner}"))
+    Close::new(CloseCode::ProtocolError, format!("protocol error: {e}"))
 }
 
 /// `1 MiB`, `1.5 MiB`, `300 KiB`, `12 B`.
@@ -279,8 +277,8 @@ fn handle_message(
     };
     let mut ev = conn_event(conn, EventKind::MessageIn);
     ev.bytes = Some(len);
-    ev.preview = Some(preview(text, len as usize));
-    let preview_text = ev.preview.clone();
+    let preview_text = Some(preview(text, len as usize));
+    ev.preview = preview_text.clone();
     shared.events.emit(ev);
 
     let (delivered, channel) = match endpoint.on_message {
@@ -320,11 +318,12 @@ fn handle_message(
 
 pub(crate) fn conn_event(conn: &Conn, kind: EventKind) -> Event {
     let mut e = Event::new(kind);
-    e.conn = Some(conn.wire_id());
-    e.endpoint = Some(conn.meta.endpoint.clone());
-    e.user = conn.meta.user.clone();
-    e.remote = Some(conn.meta.remote.to_string());
-    e.origin = conn.meta.origin.clone();
+    let t = &conn.tags;
+    e.conn = Some(t.conn.clone());
+    e.endpoint = Some(t.endpoint.clone());
+    e.user = t.user.clone();
+    e.remote = Some(t.remote.clone());
+    e.origin = t.origin.clone();
     e
 }
 

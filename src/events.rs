@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use serde::Serialize;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::broadcast;
 use ts_rs::TS;
 
 /// What happened.
@@ -49,17 +49,18 @@ pub struct Event {
     /// A reader that has seen up to N skips anything at or below N.
     pub seq: u64,
     /// RFC 3339 time with milliseconds, UTC.
-    pub ts: String,
+    #[ts(type = "string")]
+    pub ts: Timestamp,
     /// What happened.
     pub kind: EventKind,
     /// Connection id.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
-    pub conn: Option<String>,
+    pub conn: Option<Arc<str>>,
     /// Endpoint path pattern.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
-    pub endpoint: Option<String>,
+    pub endpoint: Option<Arc<str>>,
     /// Request path (query redacted).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
@@ -71,15 +72,15 @@ pub struct Event {
     /// User id.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
-    pub user: Option<String>,
+    pub user: Option<Arc<str>>,
     /// Peer address.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
-    pub remote: Option<String>,
+    pub remote: Option<Arc<str>>,
     /// Origin header.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
-    pub origin: Option<String>,
+    pub origin: Option<Arc<str>>,
     /// Close code.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
@@ -95,7 +96,7 @@ pub struct Event {
     /// First 200 characters of a message.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
-    pub preview: Option<String>,
+    pub preview: Option<Arc<str>>,
     /// Recipients reached (publish, broadcast).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
@@ -119,7 +120,7 @@ impl Event {
     pub fn new(kind: EventKind) -> Self {
         Self {
             seq: 0,
-            ts: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+            ts: Timestamp(SystemTime::now()),
             kind,
             conn: None,
             endpoint: None,
@@ -140,6 +141,35 @@ impl Event {
     }
 }
 
+/// When an event happened; written as RFC 3339 with milliseconds, UTC, only when the
+/// event is serialised (no string per event before that).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timestamp(pub SystemTime);
+
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // Under load many events share a millisecond: each thread formats a millisecond once.
+        thread_local! {
+            static LAST: std::cell::RefCell<(u128, String)> = const {
+                std::cell::RefCell::new((u128::MAX, String::new()))
+            };
+        }
+        let ms = self
+            .0
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        LAST.with_borrow_mut(|(last, text)| {
+            if *last != ms {
+                use std::fmt::Write;
+                text.clear();
+                let _ = write!(text, "{}", humantime::format_rfc3339_millis(self.0));
+                *last = ms;
+            }
+            s.serialize_str(text)
+        })
+    }
+}
+
 /// Longest text an event field keeps (path, origin, reason, channel, …), in bytes: a
 /// client controls several of them (a 60 KB path, a huge Origin), and every event is
 /// held in the ring, sent to each UI and written to the file.
@@ -157,22 +187,22 @@ pub fn clip(s: &str) -> String {
     format!("{}…", &s[..end])
 }
 
-fn clip_in_place(field: &mut Option<String>) {
+fn clip_in_place<T: AsRef<str> + From<String>>(field: &mut Option<T>) {
     if let Some(s) = field
-        && s.len() > MAX_FIELD_BYTES
+        && s.as_ref().len() > MAX_FIELD_BYTES
     {
-        *s = clip(s);
+        *s = clip(s.as_ref()).into();
     }
 }
 
 /// The first 200 characters of a text payload; binary is described, not shown.
-pub fn preview(text: Option<&str>, len: usize) -> String {
+pub fn preview(text: Option<&str>, len: usize) -> Arc<str> {
     match text {
         Some(t) => match t.char_indices().nth(200) {
-            Some((i, _)) => format!("{}…", &t[..i]),
-            None => t.to_string(),
+            Some((i, _)) => format!("{}…", &t[..i]).into(),
+            None => t.into(),
         },
-        None => format!("<binary {len} bytes>"),
+        None => format!("<binary {len} bytes>").into(),
     }
 }
 
@@ -198,9 +228,14 @@ impl Logged {
 pub const RING_MAX_BYTES: usize = 16 << 20;
 
 /// Capacity of the live broadcast; a subscriber further behind is told how many it missed.
-const LIVE_CAPACITY: usize = 8192;
+/// Room for a UI that reads a frame every 50 ms while echo traffic makes 200k events/s.
+const LIVE_CAPACITY: usize = 1 << 15;
 /// Events waiting for the file writer; more are counted as dropped, never queued.
-const FILE_QUEUE: usize = 16384;
+const FILE_QUEUE: usize = 65536;
+/// How long the file writer lets events gather once woken: at high rates it writes
+/// batches (one wake and one write syscall per batch, not per event); an event reaches
+/// the file at most this late.
+const FILE_BATCH_DELAY: std::time::Duration = std::time::Duration::from_millis(10);
 /// Rotate the log file at this size.
 pub const ROTATE_BYTES: u64 = 10 << 20;
 /// Rotated files kept (`.1` … `.5`).
@@ -212,19 +247,31 @@ struct Ring {
     /// What `events` holds, by [`Logged::cost`].
     bytes: usize,
     last_seq: u64,
+    /// Events the file writer has not taken yet, in `seq` order (at most [`FILE_QUEUE`]).
+    to_file: Vec<Arc<Logged>>,
+    /// Set by [`EventLog::close`]: the writer writes what it has and stops.
+    closing: bool,
+}
+
+/// The ring, and the condition the file writer sleeps on while nothing waits for it.
+#[derive(Debug, Default)]
+struct Shared {
+    ring: Mutex<Ring>,
+    to_file: Condvar,
 }
 
 /// The event log shared by the whole server.
 #[derive(Debug)]
 pub struct EventLog {
-    /// The newest `ring_cap` events, for a UI that connects late, and the last `seq`
-    /// given. Locked only to number-push-send one event, or to copy.
-    ring: Mutex<Ring>,
+    /// The newest `ring_cap` events, for a UI that connects late, the last `seq` given,
+    /// and the file writer's batch. Locked only to number-push-send one event (already
+    /// serialised), or to copy.
+    shared: Arc<Shared>,
     ring_cap: usize,
     /// Live fan-out; every `/_sockpit/api/events` socket and library subscriber holds a receiver.
     live: broadcast::Sender<Arc<Logged>>,
-    /// To the file writer thread; `None` when no file is kept. Full means the disk is behind.
-    file: Option<mpsc::Sender<ToFile>>,
+    /// Whether a file writer runs.
+    file: bool,
     /// Events the file writer could not take.
     dropped: AtomicU64,
     /// Whether the file takes what it is given; written by the writer thread.
@@ -251,6 +298,9 @@ impl FileHealth {
     }
 }
 
+/// The JSON of `{"seq":0,`, what every serialised event starts with before it is numbered.
+const SEQ_PREFIX: &str = "{\"seq\":";
+
 impl EventLog {
     /// A log with a ring of `ring_cap` events and, if `file` is given, a writer thread
     /// spawned on `tracker` that runs until [`EventLog::close`].
@@ -261,21 +311,18 @@ impl EventLog {
     ) -> Self {
         let (live, _) = broadcast::channel(LIVE_CAPACITY);
         let health = Arc::new(FileHealth::default());
-        let file = file.map(|path| {
-            let (tx, rx) = mpsc::channel(FILE_QUEUE);
-            let h = health.clone();
-            tracker.spawn_blocking(move || write_file(path, rx, &h));
-            tx
-        });
+        let shared = Arc::new(Shared::default());
+        shared.ring.lock().events = VecDeque::with_capacity(ring_cap.min(1024));
+        let has_file = file.is_some();
+        if let Some(path) = file {
+            let (s, h) = (shared.clone(), health.clone());
+            tracker.spawn_blocking(move || write_file(path, &s, &h));
+        }
         Self {
-            ring: Mutex::new(Ring {
-                events: VecDeque::with_capacity(ring_cap.min(1024)),
-                bytes: 0,
-                last_seq: 0,
-            }),
+            shared,
             ring_cap,
             live,
-            file,
+            file: has_file,
             dropped: AtomicU64::new(0),
             health,
         }
@@ -283,28 +330,37 @@ impl EventLog {
 
     /// Records an event, its text fields cut to [`MAX_FIELD_BYTES`].
     pub fn emit(&self, mut event: Event) {
-        for field in [
-            &mut event.conn,
-            &mut event.endpoint,
-            &mut event.path,
-            &mut event.channel,
-            &mut event.user,
-            &mut event.remote,
-            &mut event.origin,
-            &mut event.reason,
-            &mut event.preview,
-            &mut event.method,
-        ] {
-            clip_in_place(field);
-        }
-        let logged = {
-            // Numbered, stored and sent under one lock: ring order, live order and `seq`
-            // agree, so a reader can join `recent()` and the live stream without gaps or
-            // repeats.
-            let mut ring = self.ring.lock();
+        clip_in_place(&mut event.conn);
+        clip_in_place(&mut event.endpoint);
+        clip_in_place(&mut event.path);
+        clip_in_place(&mut event.channel);
+        clip_in_place(&mut event.user);
+        clip_in_place(&mut event.remote);
+        clip_in_place(&mut event.origin);
+        clip_in_place(&mut event.reason);
+        clip_in_place(&mut event.preview);
+        clip_in_place(&mut event.method);
+        // Serialised before the lock, numbered under it: `seq` is the first field, so
+        // numbering is writing its digits over the `0` (in room already there).
+        event.seq = 0;
+        let mut buf = Vec::with_capacity(512);
+        let _ = serde_json::to_writer(&mut buf, &event);
+        // serde_json writes UTF-8 only; the check cannot fail.
+        let mut json = String::from_utf8(buf).unwrap_or_default();
+        {
+            // Numbered, stored and sent under one lock: ring order, live order, file
+            // order and `seq` agree, so a reader can join `recent()` and the live stream
+            // without gaps or repeats.
+            let mut ring = self.shared.ring.lock();
             ring.last_seq += 1;
             event.seq = ring.last_seq;
-            let json = serde_json::to_string(&event).unwrap_or_default();
+            if json.starts_with(SEQ_PREFIX) {
+                let mut digits = [0u8; 20];
+                json.replace_range(
+                    SEQ_PREFIX.len()..SEQ_PREFIX.len() + 1,
+                    decimal(event.seq, &mut digits),
+                );
+            }
             let logged = Arc::new(Logged { event, json });
             ring.bytes += logged.cost();
             ring.events.push_back(logged.clone());
@@ -315,12 +371,17 @@ impl EventLog {
                 }
             }
             let _ = self.live.send(logged.clone());
-            logged
-        };
-        if let Some(file) = &self.file
-            && file.try_send(ToFile::Line(logged)).is_err()
-        {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+            if self.file {
+                if ring.to_file.len() < FILE_QUEUE {
+                    ring.to_file.push(logged.clone());
+                    // The writer sleeps only while its batch is empty: one wake per batch.
+                    if ring.to_file.len() == 1 {
+                        self.shared.to_file.notify_one();
+                    }
+                } else {
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
         }
         if self.health.changed.swap(false, Ordering::AcqRel) {
             let mut e = Event::new(EventKind::ServerError);
@@ -346,14 +407,13 @@ impl EventLog {
 
     /// The ring's contents, oldest first.
     pub fn recent(&self) -> Vec<Arc<Logged>> {
-        self.ring.lock().events.iter().cloned().collect()
+        self.shared.ring.lock().events.iter().cloned().collect()
     }
 
     /// Tells the file writer to write what it has, flush and stop.
     pub async fn close(&self) {
-        if let Some(file) = &self.file {
-            let _ = file.send(ToFile::Stop).await;
-        }
+        self.shared.ring.lock().closing = true;
+        self.shared.to_file.notify_one();
     }
 
     /// Events the file writer had to drop.
@@ -362,18 +422,34 @@ impl EventLog {
     }
 }
 
-/// What the file writer is told.
-#[derive(Debug)]
-enum ToFile {
-    Line(Arc<Logged>),
-    /// Flush and stop; sent by [`EventLog::close`].
-    Stop,
+impl Drop for EventLog {
+    /// A log dropped without [`EventLog::close`] still lets its writer finish and end.
+    fn drop(&mut self) {
+        self.shared.ring.lock().closing = true;
+        self.shared.to_file.notify_one();
+    }
+}
+
+/// `n` in decimal, written into `buf`.
+fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &str {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(&buf[i..]).unwrap_or("0")
 }
 
 /// Runs on a blocking thread so a slow disk stalls only this thread, never a runtime worker.
-/// A failure (disk full, say) is reported once through `health`, and the writer keeps
-/// trying: the server serves on, and the file resumes when the disk has room.
-fn write_file(path: PathBuf, mut rx: mpsc::Receiver<ToFile>, health: &FileHealth) {
+/// It sleeps until an event waits, lets a batch gather for [`FILE_BATCH_DELAY`], takes
+/// it whole and writes it with one flush. A failure (disk full, say) is reported once
+/// through `health`, and the writer keeps trying: the server serves on, and the file
+/// resumes when the disk has room.
+fn write_file(path: PathBuf, shared: &Shared, health: &FileHealth) {
     let shown = path.display().to_string();
     let mut out = match RotatingFile::open(path) {
         Ok(f) => f,
@@ -383,17 +459,27 @@ fn write_file(path: PathBuf, mut rx: mpsc::Receiver<ToFile>, health: &FileHealth
             return;
         }
     };
-    while let Some(ToFile::Line(logged)) = rx.blocking_recv() {
-        let mut r = out.write_line(&logged.json);
-        // Flush only once the queue is empty: one write syscall per burst.
-        let flushing = r.is_ok() && rx.is_empty();
-        if flushing {
-            r = out.flush();
+    let mut batch = Vec::new();
+    loop {
+        let closing = {
+            let mut ring = shared.ring.lock();
+            while ring.to_file.is_empty() && !ring.closing {
+                shared.to_file.wait(&mut ring);
+            }
+            ring.closing
+        };
+        if !closing {
+            std::thread::sleep(FILE_BATCH_DELAY);
         }
+        std::mem::swap(&mut batch, &mut shared.ring.lock().to_file);
+        let mut r = Ok(());
+        for logged in batch.drain(..) {
+            r = r.and_then(|()| out.write_line(&logged.json));
+        }
+        r = r.and_then(|()| out.flush());
         match r {
             // Healthy again only once bytes reached the file, not the buffer.
-            Ok(()) if flushing => health.set(None),
-            Ok(()) => {}
+            Ok(()) => health.set(None),
             Err(e) => {
                 if health.error.lock().is_none() {
                     tracing::error!("event log file {shown}: {e}");
@@ -402,8 +488,10 @@ fn write_file(path: PathBuf, mut rx: mpsc::Receiver<ToFile>, health: &FileHealth
                 out.discard();
             }
         }
+        if closing {
+            return;
+        }
     }
-    let _ = out.flush();
 }
 
 struct RotatingFile {
@@ -552,7 +640,7 @@ mod tests {
         let long = "é".repeat(300);
         let p = preview(Some(&long), long.len());
         assert_eq!(p.chars().count(), 201);
-        assert_eq!(preview(None, 12), "<binary 12 bytes>");
+        assert_eq!(&*preview(None, 12), "<binary 12 bytes>");
     }
 
     #[tokio::test]

@@ -9,8 +9,6 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::FromRequestParts;
-use axum::extract::ws::WebSocketUpgrade;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -24,15 +22,9 @@ use crate::endpoint::{Matched, NoEndpoint, ReservedChannel};
 use crate::events::{Event, EventKind, clip};
 use crate::hub::{ConnMeta, Slot};
 use crate::origin::{OriginNotAllowed, check_origin};
+use crate::socket::{Upgrade, socket_config};
 use crate::state::Shared;
 use crate::webhook::{self, WebhookKind};
-
-/// Read buffer per WebSocket. tungstenite's default (128 KiB) stays resident per idle
-/// connection; 4 KiB keeps an idle connection small and still reads large messages
-/// (the buffer grows for them).
-pub(crate) const READ_BUFFER: usize = 4 << 10;
-/// Write buffer per WebSocket: frames are flushed once this much is pending.
-pub(crate) const WRITE_BUFFER: usize = 8 << 10;
 
 /// Why a handshake was refused; its `Display` is the close reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -109,7 +101,7 @@ pub(crate) async fn upgrade(
     resolved: Result<Matched, NoEndpoint>,
     mut parts: Parts,
 ) -> Response {
-    let mut ws = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+    let mut ws = match Upgrade::from_parts(&mut parts) {
         Ok(ws) => ws,
         Err(rejection) => return rejection.into_response(),
     };
@@ -224,15 +216,14 @@ pub(crate) async fn upgrade(
             shared.hub.stats.handshake(None);
             let s = shared.clone();
             let guard = shared.sockets.token();
-            ws.max_message_size(cfg.max_message_bytes.get())
-                .max_frame_size(cfg.max_message_bytes.get())
-                .read_buffer_size(READ_BUFFER)
-                .write_buffer_size(WRITE_BUFFER)
-                .on_upgrade(move |socket| async move {
-                    let (conn, rx) = s.hub.register_as(id, meta);
-                    connection::run(socket, s.clone(), conn, rx, endpoint, slot).await;
+            ws.on_upgrade(
+                socket_config(cfg.max_message_bytes.get()),
+                move |socket| async move {
+                    let conn = s.hub.register_as(id, meta);
+                    connection::run(socket, s.clone(), conn, endpoint, slot).await;
                     drop(guard);
-                })
+                },
+            )
         }
     }
 }
@@ -253,7 +244,7 @@ pub(crate) struct Attempt {
 /// HTTP answer `http` makes from the reason.
 pub(crate) fn refuse(
     shared: &Arc<Shared>,
-    ws: WebSocketUpgrade,
+    ws: Upgrade,
     attempt: Attempt,
     code: CloseCode,
     reason: String,
@@ -266,7 +257,7 @@ pub(crate) fn refuse(
 /// in the handshake stats as `counted`.
 pub(crate) fn refuse_as(
     shared: &Arc<Shared>,
-    ws: WebSocketUpgrade,
+    ws: Upgrade,
     attempt: Attempt,
     counted: CloseCode,
     sent: u16,
@@ -276,9 +267,9 @@ pub(crate) fn refuse_as(
     shared.hub.stats.handshake(Some(counted));
     let mut e = Event::new(EventKind::HandshakeRejected);
     e.path = Some(attempt.path.clone());
-    e.endpoint = attempt.endpoint;
-    e.remote = Some(attempt.remote.to_string());
-    e.origin = attempt.origin;
+    e.endpoint = attempt.endpoint.map(Arc::from);
+    e.remote = Some(attempt.remote.to_string().into());
+    e.origin = attempt.origin.map(Arc::from);
     e.code = Some(sent);
     e.reason = Some(reason.clone());
     shared.events.emit(e);
@@ -288,12 +279,13 @@ pub(crate) fn refuse_as(
         return http(reason);
     }
     let guard = shared.sockets.token();
-    ws.max_message_size(cfg.max_message_bytes.get())
-        .read_buffer_size(READ_BUFFER)
-        .on_upgrade(move |mut socket| async move {
+    ws.on_upgrade(
+        socket_config(cfg.max_message_bytes.get()),
+        move |mut socket| async move {
             connection::send_close(&mut socket, sent, &reason).await;
             drop(guard);
-        })
+        },
+    )
 }
 
 /// The checks, in the order a developer would fix them.

@@ -11,14 +11,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::SystemTime;
 
-use axum::extract::ws::Message;
 use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use ts_rs::TS;
+use tungstenite::Message;
 
 use crate::close::{CloseCode, DropReason};
+use crate::outbox::{self, Outbox};
 
 /// A close code and reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +52,33 @@ pub struct Counters {
     pub bytes_out: AtomicU64,
 }
 
+/// What an event says of the connection it is about.
+#[derive(Debug, Clone)]
+pub struct EventTags {
+    /// `c<id>`.
+    pub conn: Arc<str>,
+    /// The endpoint's path pattern.
+    pub endpoint: Arc<str>,
+    /// The token's user id.
+    pub user: Option<Arc<str>>,
+    /// Peer address.
+    pub remote: Arc<str>,
+    /// Origin header.
+    pub origin: Option<Arc<str>>,
+}
+
+impl EventTags {
+    fn of(id: u64, meta: &ConnMeta) -> Self {
+        Self {
+            conn: format!("c{id}").into(),
+            endpoint: meta.endpoint.as_str().into(),
+            user: meta.user.as_deref().map(Arc::from),
+            remote: meta.remote.to_string().into(),
+            origin: meta.origin.as_deref().map(Arc::from),
+        }
+    }
+}
+
 /// A live connection as the rest of the server sees it.
 #[derive(Debug)]
 pub struct Conn {
@@ -59,14 +86,17 @@ pub struct Conn {
     pub id: u64,
     /// Who and where, fixed at the handshake.
     pub meta: ConnMeta,
+    /// The same, as every event about this connection names it: built once here, then
+    /// shared by each event (a reference count, not a string per event).
+    pub tags: EventTags,
     /// When the handshake completed.
     pub since: SystemTime,
     /// Traffic counters.
     pub counters: Counters,
-    /// Outbound frames; the connection task is the only receiver. Bounded by `send_queue`:
+    /// Outbound frames; the connection task is the only reader. Bounded by `send_queue`:
     /// when a push finds it full the client is too slow and is closed with 1008 — the
     /// publisher never waits, so one slow client cannot delay the others.
-    tx: mpsc::Sender<Message>,
+    outbox: Outbox,
     /// Cancelled to make the connection task close the socket with `close_reason`.
     close: CancellationToken,
     /// Why the connection is being closed; set once, before `close` is cancelled.
@@ -104,9 +134,9 @@ impl Conn {
     /// Queues a frame; a full queue closes the connection (slow-client policy).
     /// Returns whether the frame was queued.
     fn push(&self, msg: Message, stats: &HubStats) -> bool {
-        match self.tx.try_send(msg) {
+        match self.outbox.push(msg, self.send_queue) {
             Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(outbox::Refused::Full) => {
                 if !self.close.is_cancelled() {
                     stats.drop_client(DropReason::SendQueueFull);
                     self.close(
@@ -116,8 +146,18 @@ impl Conn {
                 }
                 false
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Err(outbox::Refused::Closed) => false,
         }
+    }
+
+    /// The next queued frame, waiting for one. Only the connection's own task calls it.
+    pub(crate) async fn next_out(&self) -> Message {
+        self.outbox.pop().await
+    }
+
+    /// The next queued frame, if one waits.
+    pub(crate) fn try_next_out(&self) -> Option<Message> {
+        self.outbox.try_pop()
     }
 }
 
@@ -271,21 +311,21 @@ impl Hub {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Registers a connection and joins its channels; returns it with its queue's receiver.
-    pub fn register(&self, meta: ConnMeta) -> (Arc<Conn>, mpsc::Receiver<Message>) {
+    /// Registers a connection and joins its channels.
+    pub fn register(&self, meta: ConnMeta) -> Arc<Conn> {
         self.register_as(self.reserve_id(), meta)
     }
 
     /// [`Hub::register`] under an id from [`Hub::reserve_id`].
-    pub fn register_as(&self, id: u64, mut meta: ConnMeta) -> (Arc<Conn>, mpsc::Receiver<Message>) {
-        let (tx, rx) = mpsc::channel(self.send_queue);
+    pub fn register_as(&self, id: u64, mut meta: ConnMeta) -> Arc<Conn> {
         meta.join_user_channel();
         let conn = Arc::new(Conn {
             id,
+            tags: EventTags::of(id, &meta),
             meta,
             since: SystemTime::now(),
             counters: Counters::default(),
-            tx,
+            outbox: Outbox::default(),
             close: CancellationToken::new(),
             close_reason: Mutex::new(None),
             send_queue: self.send_queue,
@@ -303,11 +343,12 @@ impl Hub {
         if created {
             self.channel_set.send_modify(|n| *n += 1);
         }
-        (conn, rx)
+        conn
     }
 
     /// Removes a connection from every map.
     pub fn unregister(&self, conn: &Conn) {
+        conn.outbox.close();
         self.conns.write().remove(&conn.id);
         let mut removed = false;
         {

@@ -167,7 +167,7 @@ impl Server {
             .spawn(accept_loop(listener, app, shared.clone()));
 
         let mut e = Event::new(EventKind::ServerStarted);
-        e.remote = Some(local_addr.to_string());
+        e.remote = Some(local_addr.to_string().into());
         e.reason = Some(format!("listening on {local_addr}"));
         shared.events.emit(e);
         tracing::info!("listening on {local_addr}");

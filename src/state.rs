@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::{Message, Utf8Bytes};
 use serde_json::Value;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tungstenite::{Message, Utf8Bytes};
 
 use crate::auth::{AuthError, Verifier};
 use crate::bridge::Bridge;
@@ -158,8 +158,8 @@ impl Shared {
         self.hub.stats.published.fetch_add(1, Ordering::Relaxed);
         match target {
             Target::Channel(c) => e.channel = Some(c),
-            Target::User(u) => e.user = Some(u),
-            Target::Connection(c) => e.conn = Some(c),
+            Target::User(u) => e.user = Some(u.into()),
+            Target::Connection(c) => e.conn = Some(c.into()),
         }
         e.delivered = Some(delivered);
         e.reason = via.map(str::to_string);
@@ -215,9 +215,9 @@ impl Shared {
         };
         let delivered = self.hub.send_to(conn, msg);
         let mut out = Event::new(EventKind::MessageOut);
-        out.conn = Some(conn.wire_id());
-        out.endpoint = Some(conn.meta.endpoint.clone());
-        out.user = conn.meta.user.clone();
+        out.conn = Some(conn.tags.conn.clone());
+        out.endpoint = Some(conn.tags.endpoint.clone());
+        out.user = conn.tags.user.clone();
         out.bytes = Some(len as u64);
         out.preview = Some(text);
         out.delivered = Some(u64::from(delivered));

@@ -397,7 +397,7 @@ pub fn connect_verdict(outcome: &Outcome) -> Result<(), Refusal> {
 /// The `webhook_failed` event of a delivery that failed.
 pub fn failed_event(d: &Delivery) -> Event {
     let mut e = Event::new(EventKind::WebhookFailed);
-    e.conn = Some(d.conn.clone());
+    e.conn = Some(d.conn.as_str().into());
     e.reason = Some(format!(
         "POST {} ({:?} webhook): {} after {} attempt{}",
         d.url,

@@ -2,24 +2,29 @@
 //! event batches as they happen and the stats every 250 ms.
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
 
 use axum::extract::State;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, header};
 use axum::response::Response;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::time::Instant;
+use tungstenite::Message;
 
 use super::ApiError;
 use crate::close::CloseCode;
 use crate::connection::{CLOSE_WRITE_GRACE, send_close};
 use crate::origin::{check_origin, is_same_origin};
+use crate::socket::{Socket, Upgrade, socket_config};
 use crate::state::Shared;
 use crate::stats::StatsSnapshot;
 
 pub(super) async fn handler(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
-    ws: WebSocketUpgrade,
+    ws: Upgrade,
 ) -> Result<Response, ApiError> {
     // The API key already passed; still refuse foreign pages (a cookie rides along).
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
@@ -30,20 +35,27 @@ pub(super) async fn handler(
         return Err(ApiError::Forbidden(reason.to_string()));
     }
     let guard = shared.sockets.token();
-    Ok(ws.on_upgrade(move |socket| async move {
-        stream_events(socket, shared).await;
-        drop(guard);
-    }))
+    // The UI sends nothing but closes.
+    Ok(
+        ws.on_upgrade(socket_config(64 << 10), move |socket| async move {
+            stream_events(socket, shared).await;
+            drop(guard);
+        }),
+    )
 }
 
 /// Longest batch of events in one frame.
-const EVENT_BATCH: usize = 512;
+const EVENT_BATCH: usize = 16384;
+/// Least time between two event frames: under a flood the UI gets a frame this often
+/// (up to [`EVENT_BATCH`] events, 320k a second) instead of one per event, so neither
+/// this task nor the browser wakes per event; a lone event still goes out at once.
+const EVENT_FRAME_GAP: Duration = Duration::from_millis(50);
 
 /// `{"type":"hello"}` with the ring and stats, then `{"type":"events"}` batches as they
 /// happen and `{"type":"stats"}` every 250 ms, until the client or the server stops.
 /// Every write watches the stop signal and has a deadline: a UI tab that stopped
 /// reading can neither stall shutdown nor hold this task.
-async fn stream_events(mut socket: WebSocket, shared: Arc<Shared>) {
+async fn stream_events(mut socket: Socket, shared: Arc<Shared>) {
     // Subscribe before reading the ring so nothing falls between; events in both are
     // told apart by `seq`.
     let mut live = shared.events.subscribe();
@@ -51,10 +63,11 @@ async fn stream_events(mut socket: WebSocket, shared: Arc<Shared>) {
     let recent = shared.events.recent();
     let seen = recent.last().map_or(0, |l| l.event.seq);
     let jsons: Vec<&str> = recent.iter().map(|l| l.json.as_str()).collect();
-    let mut pending = Some(hello_frame(&jsons, &stats_rx.borrow_and_update()));
+    let mut pending = vec![hello_frame(&jsons, &stats_rx.borrow_and_update())];
     drop(recent);
+    let mut last_frame = Instant::now();
     loop {
-        if let Some(frame) = pending.take() {
+        for frame in pending.drain(..) {
             let sent = tokio::select! {
                 biased;
                 _ = shared.stop.cancelled() => break,
@@ -66,43 +79,61 @@ async fn stream_events(mut socket: WebSocket, shared: Arc<Shared>) {
                 return;
             }
         }
-        pending = tokio::select! {
+        if shared.stop.is_cancelled() {
+            break;
+        }
+        tokio::select! {
             biased;
             _ = shared.stop.cancelled() => break,
-            r = live.recv() => match r {
-                Ok(first) => {
-                    let mut batch = vec![first];
-                    while batch.len() < EVENT_BATCH {
-                        match live.try_recv() {
-                            Ok(more) => batch.push(more),
-                            Err(_) => break,
-                        }
+            r = live.recv() => {
+                let (mut batch, mut missed) = (Vec::new(), 0);
+                match r {
+                    Ok(first) => batch.push(first),
+                    Err(RecvError::Lagged(n)) => missed += n,
+                    Err(RecvError::Closed) => break,
+                }
+                if let Some(wait) = (last_frame + EVENT_FRAME_GAP).checked_duration_since(Instant::now()) {
+                    tokio::select! {
+                        biased;
+                        _ = shared.stop.cancelled() => break,
+                        _ = tokio::time::sleep(wait) => {}
                     }
-                    batch.retain(|l| l.event.seq > seen);
-                    (!batch.is_empty()).then(|| format!(
+                }
+                last_frame = Instant::now();
+                while batch.len() < EVENT_BATCH {
+                    match live.try_recv() {
+                        Ok(more) => batch.push(more),
+                        Err(TryRecvError::Lagged(n)) => missed += n,
+                        Err(_) => break,
+                    }
+                }
+                if missed > 0 {
+                    pending.push(format!("{{\"type\":\"lagged\",\"missed\":{missed}}}"));
+                }
+                batch.retain(|l| l.event.seq > seen);
+                if !batch.is_empty() {
+                    pending.push(format!(
                         "{{\"type\":\"events\",\"events\":[{}]}}",
                         join_json(batch.iter().map(|l| l.json.as_str()))
-                    ))
+                    ));
                 }
-                Err(RecvError::Lagged(n)) => Some(format!("{{\"type\":\"lagged\",\"missed\":{n}}}")),
-                Err(RecvError::Closed) => break,
             },
             // The sampler stops only with the server.
             r = stats_rx.changed() => match r {
                 Ok(()) => {
                     let snap = stats_rx.borrow_and_update().clone();
-                    Some(format!(
+                    pending.push(format!(
                         "{{\"type\":\"stats\",\"stats\":{}}}",
                         serde_json::to_string(&*snap).unwrap_or_default()
-                    ))
+                    ));
                 }
                 Err(_) => break,
             },
-            msg = socket.recv() => match msg {
+            msg = socket.next() => match msg {
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
-                Some(Ok(_)) => None,
+                Some(Ok(_)) => {}
             },
-        };
+        }
     }
     send_close(&mut socket, CloseCode::GoingAway.code(), "server stopping").await;
 }

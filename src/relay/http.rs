@@ -126,7 +126,7 @@ impl Drop for RequestLog {
         e.status = Some(self.status);
         e.bytes = Some(self.bytes);
         e.duration_ms = Some(self.started.elapsed().as_millis() as u64);
-        e.remote = Some(self.remote.to_string());
+        e.remote = Some(self.remote.to_string().into());
         e.endpoint = Some("upstream".into());
         self.shared.events.emit(e);
     }

@@ -13,17 +13,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use axum::extract::FromRequestParts;
-use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
 use tokio::time::timeout;
 use tokio_tungstenite::WebSocketStream;
+use tungstenite::Message;
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::protocol::frame::coding::CloseCode as WireCode;
 
@@ -36,6 +33,7 @@ use crate::handshake::{self, Attempt};
 use crate::hub::{Close, Conn, ConnMeta, Slot};
 use crate::origin::check_origin;
 use crate::proxy::{CONNECT_TIMEOUT, Proxy, READY_WAIT};
+use crate::socket::{Socket, Upgrade, WRITE_BUFFER, socket_config};
 use crate::state::Shared;
 
 /// The endpoint name proxied sockets are listed under.
@@ -60,7 +58,7 @@ pub(crate) async fn relay(
     remote: SocketAddr,
     mut parts: Parts,
 ) -> Response {
-    let mut ws = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+    let mut ws = match Upgrade::from_parts(&mut parts) {
         Ok(ws) => ws,
         Err(rejection) => return rejection.into_response(),
     };
@@ -81,7 +79,7 @@ pub(crate) async fn relay(
         .next()
         .and_then(|p| p.to_str().ok())
         .and_then(|p| p.parse::<HeaderValue>().ok());
-    let refuse = |mut ws: WebSocketUpgrade, r: Refusal| {
+    let refuse = |mut ws: Upgrade, r: Refusal| {
         if let Some(p) = offered.clone() {
             ws.set_selected_protocol(p);
         }
@@ -130,12 +128,10 @@ pub(crate) async fn relay(
     let guard = shared.sockets.token();
     let s = shared.clone();
     let path = parts.uri.path().to_string();
-    ws.max_message_size(cfg.max_message_bytes.get())
-        .max_frame_size(cfg.max_message_bytes.get())
-        .read_buffer_size(handshake::READ_BUFFER)
-        .write_buffer_size(handshake::WRITE_BUFFER)
-        .on_upgrade(move |socket| async move {
-            let (conn, rx) = s.hub.register(ConnMeta {
+    ws.on_upgrade(
+        socket_config(cfg.max_message_bytes.get()),
+        move |socket| async move {
+            let conn = s.hub.register(ConnMeta {
                 endpoint: UPSTREAM_ENDPOINT.into(),
                 path,
                 channels: Vec::new(),
@@ -144,9 +140,10 @@ pub(crate) async fn relay(
                 remote,
                 origin: attempt.origin,
             });
-            pump(&s, socket, upstream, &conn, rx, slot).await;
+            pump(&s, socket, upstream, &conn, slot).await;
             drop(guard);
-        })
+        },
+    )
 }
 
 /// Opens the same WebSocket on the upstream, with the browser's headers (cookies,
@@ -217,8 +214,10 @@ async fn open_upstream(
     let config = WebSocketConfig::default()
         .max_message_size(Some(max))
         .max_frame_size(Some(max))
-        .read_buffer_size(handshake::READ_BUFFER)
-        .write_buffer_size(handshake::WRITE_BUFFER);
+        // A plain TCP stream (no `LeanIo`): a buffer that reads a large message in few
+        // calls; relayed sockets are few.
+        .read_buffer_size(8 << 10)
+        .write_buffer_size(WRITE_BUFFER);
     let handshake = tokio_tungstenite::client_async_with_config(req, stream, Some(config));
     match timeout(HANDSHAKE_TIMEOUT, handshake).await {
         Err(_) => Err(unreachable(format!(
@@ -332,10 +331,9 @@ enum End {
 /// pinged and closed when idle, as on an endpoint.
 async fn pump(
     shared: &Arc<Shared>,
-    browser: WebSocket,
+    browser: Socket,
     upstream: Upstream,
     conn: &Arc<Conn>,
-    mut rx: mpsc::Receiver<Message>,
     _slot: Slot,
 ) {
     // Every relayed socket is endpoint `upstream`: the path tells them apart.
@@ -376,16 +374,16 @@ async fn pump(
                 Some(Ok(Message::Close(frame))) => {
                     let (code, reason) = frame
                         .map_or((CloseCode::NoStatus.code(), String::new()), |f| {
-                            (f.code, f.reason.to_string())
+                            (u16::from(f.code), f.reason.to_string())
                         });
                     return End::ByBrowser { code, reason };
                 }
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                 Some(Ok(msg)) => {
-                    count(shared, conn, &msg, EventKind::MessageIn);
-                    let Some(out) = to_upstream(msg) else {
+                    // Pings and closes are each side's own business.
+                    let Some(out) = data(msg) else {
                         continue;
                     };
+                    count(shared, conn, &out, EventKind::MessageIn);
                     match timeout(idle, u_tx.send(out)).await {
                         Ok(Ok(())) => {}
                         Ok(Err(_)) => {
@@ -429,16 +427,13 @@ async fn pump(
                         return End::ByUpstream { code, reason };
                     }
                     Some(Ok(msg)) => {
-                        let Some(msg) = to_browser(msg) else { continue };
+                        let Some(msg) = data(msg) else { continue };
                         count(shared, conn, &msg, EventKind::MessageOut);
                         msg
                     }
                 },
                 // A publish aimed at this connection's id.
-                queued = rx.recv() => match queued {
-                    Some(msg) => msg,
-                    None => return End::BrowserGone,
-                },
+                queued = conn.next_out() => queued,
                 _ = ping.tick() => {
                     let quiet = started.elapsed().saturating_sub(Duration::from_millis(last_seen.load(Ordering::Relaxed)));
                     if quiet >= idle {
@@ -570,22 +565,7 @@ fn wire_close(code: u16, reason: &str) -> tungstenite::protocol::CloseFrame {
     }
 }
 
-/// A data frame for the upstream (pings and closes are each side's own business).
-fn to_upstream(msg: Message) -> Option<tungstenite::Message> {
-    match msg {
-        Message::Text(t) => Some(tungstenite::Message::Text(Bytes::from(t).try_into().ok()?)),
-        Message::Binary(b) => Some(tungstenite::Message::Binary(b)),
-        _ => None,
-    }
-}
-
-/// A data frame for the browser.
-fn to_browser(msg: tungstenite::Message) -> Option<Message> {
-    match msg {
-        tungstenite::Message::Text(t) => {
-            Some(Message::Text(Utf8Bytes::try_from(Bytes::from(t)).ok()?))
-        }
-        tungstenite::Message::Binary(b) => Some(Message::Binary(b)),
-        _ => None,
-    }
+/// `msg` if it is a data frame (text or binary), the only frames relayed.
+fn data(msg: Message) -> Option<Message> {
+    matches!(msg, Message::Text(_) | Message::Binary(_)).then_some(msg)
 }

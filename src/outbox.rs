@@ -1,0 +1,133 @@
+//! A connection's outbound queue: bounded, with one reader (the connection's task) and
+//! any number of writers (fan-out, echo, replies).
+//!
+//! Not a `tokio::sync::mpsc`: that channel allocates a block of 32 slots (1.5 KiB here)
+//! and its shared state (0.5 KiB) for every connection up front, most of an idle
+//! connection's memory. This one holds nothing while empty and gives back what a burst
+//! made it grow once the burst is written. A writer never waits: a full queue is the
+//! caller's to handle (the slow-client policy closes the connection, see `hub.rs`).
+
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::task::Poll;
+
+use futures_util::task::AtomicWaker;
+use parking_lot::Mutex;
+use tokio_tungstenite::tungstenite::Message;
+
+/// Why a frame was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// `cap` frames already wait.
+    Full,
+    /// The connection's task is gone.
+    Closed,
+}
+
+/// The queue; see the module docs.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    state: Mutex<State>,
+    reader: AtomicWaker,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    frames: VecDeque<Message>,
+    closed: bool,
+}
+
+/// Capacity kept after a burst drains; more is given back.
+const KEEP: usize = 8;
+
+impl Outbox {
+    /// Queues `msg` unless `cap` frames wait or the reader is gone.
+    pub fn push(&self, msg: Message, cap: usize) -> Result<(), Refused> {
+        {
+            let mut s = self.state.lock();
+            if s.closed {
+                return Err(Refused::Closed);
+            }
+            if s.frames.len() >= cap {
+                return Err(Refused::Full);
+            }
+            s.frames.push_back(msg);
+        }
+        self.reader.wake();
+        Ok(())
+    }
+
+    /// The next frame, if one waits.
+    pub fn try_pop(&self) -> Option<Message> {
+        let mut s = self.state.lock();
+        let msg = s.frames.pop_front()?;
+        if s.frames.is_empty() && s.frames.capacity() > KEEP {
+            s.frames = VecDeque::new();
+        }
+        Some(msg)
+    }
+
+    /// Waits for the next frame. Only the connection's own task reads.
+    pub async fn pop(&self) -> Message {
+        poll_fn(|cx| {
+            if let Some(m) = self.try_pop() {
+                return Poll::Ready(m);
+            }
+            self.reader.register(cx.waker());
+            // A push between the first look and the registration woke nobody.
+            match self.try_pop() {
+                Some(m) => Poll::Ready(m),
+                None => Poll::Pending,
+            }
+        })
+        .await
+    }
+
+    /// The reader is gone: what waits is dropped and later pushes are refused.
+    pub fn close(&self) {
+        let mut s = self.state.lock();
+        s.closed = true;
+        s.frames = VecDeque::new();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn bounded_ordered_and_closable() {
+        let q = Outbox::default();
+        for i in 0..3 {
+            q.push(Message::text(i.to_string()), 3).unwrap();
+        }
+        assert_eq!(q.push(Message::text("x"), 3), Err(Refused::Full));
+        assert_eq!(q.pop().await, Message::text("0"));
+        assert_eq!(q.try_pop(), Some(Message::text("1")));
+        q.close();
+        assert_eq!(q.try_pop(), None);
+        assert_eq!(q.push(Message::text("y"), 3), Err(Refused::Closed));
+    }
+
+    #[tokio::test]
+    async fn a_waiting_reader_is_woken() {
+        let q = std::sync::Arc::new(Outbox::default());
+        let reader = tokio::spawn({
+            let q = q.clone();
+            async move { q.pop().await }
+        });
+        tokio::task::yield_now().await;
+        q.push(Message::text("hi"), 4).unwrap();
+        assert_eq!(reader.await.unwrap(), Message::text("hi"));
+    }
+
+    #[test]
+    fn a_drained_burst_gives_its_memory_back() {
+        let q = Outbox::default();
+        for _ in 0..100 {
+            q.push(Message::text("m"), 1000).unwrap();
+        }
+        while q.try_pop().is_some() {}
+        assert!(q.state.lock().frames.capacity() <= KEEP);
+    }
+}
