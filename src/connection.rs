@@ -46,7 +46,6 @@ pub(crate) async fn run(
     let mut ping = tokio::time::interval(Duration::from_secs(cfg.ping_interval_s.0));
     ping.reset();
     let mut last_seen = Instant::now();
-    let stop = shared.stop.clone();
     // Webhooks: messages wait here for one worker that posts them in order (a client
     // faster than the backend fills the queue and loses messages, said), then the
     // disconnect, after the last message.
@@ -65,43 +64,20 @@ pub(crate) async fn run(
         (None, None)
     };
 
-    // Made once, not per turn of the loop: making one registers a waiter under the
-    // token's lock, and this loop turns once per frame.
-    let stopping = stop.cancelled();
-    let closing = conn.closing();
-    tokio::pin!(stopping, closing);
+    let closed = || {
+        conn.close_reason()
+            .unwrap_or(Close::new(CloseCode::Normal, ""))
+    };
     let close: Close = loop {
-        tokio::select! {
+        // What to write next: what the server queued, or the reply to what the client
+        // just sent (an echo goes straight out, without the queue, when nothing waits).
+        let out = tokio::select! {
             biased;
-            _ = &mut stopping => break Close::new(CloseCode::GoingAway, "server stopping"),
-            _ = &mut closing => break conn.close_reason().unwrap_or(Close::new(CloseCode::Normal, "")),
-            out = conn.next_out() => {
-                // Everything already queued goes out in one flush (one write syscall for a
-                // burst, not one per message), while still watching for a close request and
-                // a stall: a client that stopped reading (its TCP window closed) blocks this
-                // write, and is dropped once it has made no progress for idle_timeout_s.
-                let sent = tokio::select! {
-                    // The write first: one that completes at once never arms the timer.
-                    biased;
-                    r = write_burst(&mut socket, out, &conn) => r,
-                    _ = &mut closing => continue,
-                    _ = &mut stopping => continue,
-                    _ = tokio::time::sleep(idle) => {
-                        shared.hub.stats.drop_client(DropReason::WriteStalled);
-                        break Close::new(
-                            CloseCode::Policy,
-                            format!("not reading: a write stalled for {}s (idle_timeout_s)", idle.as_secs()),
-                        );
-                    }
-                };
-                let Some((n, bytes)) = sent else {
-                    break Close::new(CloseCode::Abnormal, "write failed");
-                };
-                conn.counters.msgs_out.fetch_add(n, Ordering::Relaxed);
-                conn.counters.bytes_out.fetch_add(bytes, Ordering::Relaxed);
-                shared.hub.stats.messages_out.fetch_add(n, Ordering::Relaxed);
-                shared.hub.stats.bytes_out.fetch_add(bytes, Ordering::Relaxed);
-            }
+            out = conn.next_out() => match out {
+                Some(out) => out,
+                // Asked to close (a kick, a slow client, the server stopping).
+                None => break closed(),
+            },
             frame = socket.next() => {
                 last_seen = Instant::now();
                 match frame {
@@ -121,8 +97,16 @@ pub(crate) async fn run(
                         }
                         return;
                     }
-                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
-                    Some(Ok(msg)) => handle_message(&shared, &conn, msg, &endpoint, hook.as_ref()),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
+                    Some(Ok(msg)) => match handle_message(&shared, &conn, msg, &endpoint, hook.as_ref()) {
+                        Some(reply) if conn.nothing_queued() => reply,
+                        // Behind what was queued before it.
+                        Some(reply) => {
+                            shared.hub.send_to(&conn, reply);
+                            continue;
+                        }
+                        None => continue,
+                    },
                 }
             }
             _ = ping.tick() => {
@@ -134,8 +118,41 @@ pub(crate) async fn run(
                     );
                 }
                 let _ = timeout(CLOSE_GRACE, socket.send(Message::Ping(Default::default()))).await;
+                continue;
             }
-        }
+        };
+        // Everything already queued goes out in one flush (one write syscall for a burst,
+        // not one per message), while still watching for a close request and a stall: a
+        // client that stopped reading (its TCP window closed) blocks this write, and is
+        // dropped once it has made no progress for idle_timeout_s.
+        let sent = tokio::select! {
+            // The write first: one that completes at once never arms the timer.
+            biased;
+            r = write_burst(&mut socket, out, &conn) => r,
+            _ = conn.closing() => break closed(),
+            _ = tokio::time::sleep(idle) => {
+                shared.hub.stats.drop_client(DropReason::WriteStalled);
+                break Close::new(
+                    CloseCode::Policy,
+                    format!("not reading: a write stalled for {}s (idle_timeout_s)", idle.as_secs()),
+                );
+            }
+        };
+        let Some((n, bytes)) = sent else {
+            break Close::new(CloseCode::Abnormal, "write failed");
+        };
+        conn.counters.msgs_out.fetch_add(n, Ordering::Relaxed);
+        conn.counters.bytes_out.fetch_add(bytes, Ordering::Relaxed);
+        shared
+            .hub
+            .stats
+            .messages_out
+            .fetch_add(n, Ordering::Relaxed);
+        shared
+            .hub
+            .stats
+            .bytes_out
+            .fetch_add(bytes, Ordering::Relaxed);
     };
 
     if close.code != CloseCode::Abnormal.code() {
@@ -258,13 +275,15 @@ pub(crate) fn payload_len(m: &Message) -> u64 {
     }
 }
 
+/// Counts and records a client's message and does what the endpoint says with it;
+/// returns the echo to write back, if any.
 fn handle_message(
     shared: &Shared,
     conn: &Arc<Conn>,
     msg: Message,
     endpoint: &EndpointConfig,
     hook: Option<&mpsc::Sender<Message>>,
-) {
+) -> Option<Message> {
     let len = payload_len(&msg);
     conn.counters.msgs_in.fetch_add(1, Ordering::Relaxed);
     conn.counters.bytes_in.fetch_add(len, Ordering::Relaxed);
@@ -281,8 +300,8 @@ fn handle_message(
     ev.preview = preview_text.clone();
     shared.events.emit(ev);
 
-    let (delivered, channel) = match endpoint.on_message {
-        OnMessage::Drop => return,
+    let (reply, delivered, channel) = match endpoint.on_message {
+        OnMessage::Drop => return None,
         OnMessage::Webhook => {
             if let Some(Err(_)) = hook.map(|h| h.try_send(msg)) {
                 let mut e = conn_event(conn, EventKind::WebhookFailed);
@@ -291,12 +310,12 @@ fn handle_message(
                 ));
                 shared.events.emit(e);
             }
-            return;
+            return None;
         }
-        OnMessage::Echo => (u64::from(shared.hub.send_to(conn, msg)), None),
+        OnMessage::Echo => (Some(msg), 1, None),
         OnMessage::Broadcast => {
             let Some(channel) = conn.meta.channels.first().cloned() else {
-                return;
+                return None;
             };
             let except = (!endpoint.echo_self).then_some(conn.id);
             let target = Target::Channel(channel.clone());
@@ -305,7 +324,7 @@ fn handle_message(
                 broker.forward(&target, t.as_str());
             }
             let n = shared.hub.deliver(&target, msg, except);
-            (n, Some(channel))
+            (None, n, Some(channel))
         }
     };
     let mut out = conn_event(conn, EventKind::MessageOut);
@@ -314,6 +333,7 @@ fn handle_message(
     out.preview = preview_text;
     out.delivered = Some(delivered);
     shared.events.emit(out);
+    reply
 }
 
 pub(crate) fn conn_event(conn: &Conn, kind: EventKind) -> Event {

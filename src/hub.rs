@@ -13,7 +13,6 @@ use std::time::SystemTime;
 
 use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
-use tokio_util::sync::CancellationToken;
 use ts_rs::TS;
 use tungstenite::Message;
 
@@ -97,9 +96,7 @@ pub struct Conn {
     /// when a push finds it full the client is too slow and is closed with 1008 — the
     /// publisher never waits, so one slow client cannot delay the others.
     outbox: Outbox,
-    /// Cancelled to make the connection task close the socket with `close_reason`.
-    close: CancellationToken,
-    /// Why the connection is being closed; set once, before `close` is cancelled.
+    /// Why the connection is being closed; set once, before the outbox is asked to close.
     close_reason: Mutex<Option<Close>>,
     send_queue: usize,
 }
@@ -118,12 +115,12 @@ impl Conn {
                 *r = Some(Close::new(code, reason));
             }
         }
-        self.close.cancel();
+        self.outbox.ask_close();
     }
 
     /// Resolves when someone asked this connection to close.
-    pub fn closing(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
-        self.close.cancelled()
+    pub async fn closing(&self) {
+        self.outbox.closing().await
     }
 
     /// The close requested, if any.
@@ -137,7 +134,7 @@ impl Conn {
         match self.outbox.push(msg, self.send_queue) {
             Ok(()) => true,
             Err(outbox::Refused::Full) => {
-                if !self.close.is_cancelled() {
+                if !self.outbox.is_closing() {
                     stats.drop_client(DropReason::SendQueueFull);
                     self.close(
                         CloseCode::Policy,
@@ -150,9 +147,15 @@ impl Conn {
         }
     }
 
-    /// The next queued frame, waiting for one. Only the connection's own task calls it.
-    pub(crate) async fn next_out(&self) -> Message {
+    /// The next queued frame, waiting for one; `None` once the connection is asked to
+    /// close ([`Conn::close_reason`] says why). Only the connection's own task calls it.
+    pub(crate) async fn next_out(&self) -> Option<Message> {
         self.outbox.pop().await
+    }
+
+    /// Whether nothing waits to be written.
+    pub(crate) fn nothing_queued(&self) -> bool {
+        self.outbox.is_empty()
     }
 
     /// The next queued frame, if one waits.
@@ -233,6 +236,8 @@ pub struct Hub {
     /// Bumped whenever a channel gets its first member or loses its last: what the
     /// channels_redis bridge watches to join and leave groups.
     channel_set: tokio::sync::watch::Sender<u64>,
+    /// Set by [`Hub::close_all`]: what a connection registered later is closed with.
+    closed_all: Mutex<Option<Close>>,
     /// Counters.
     pub stats: HubStats,
 }
@@ -291,6 +296,7 @@ impl Hub {
             conns: RwLock::new(HashMap::new()),
             channels: RwLock::new(HashMap::new()),
             channel_set: tokio::sync::watch::channel(0).0,
+            closed_all: Mutex::new(None),
             stats: HubStats::default(),
         }
     }
@@ -326,11 +332,14 @@ impl Hub {
             since: SystemTime::now(),
             counters: Counters::default(),
             outbox: Outbox::default(),
-            close: CancellationToken::new(),
             close_reason: Mutex::new(None),
             send_queue: self.send_queue,
         });
         self.conns.write().insert(conn.id, conn.clone());
+        // Registered after `close_all` went through the map: closed here instead.
+        if let Some(c) = self.closed_all.lock().clone() {
+            conn.close(c.code, c.reason);
+        }
         let mut created = false;
         {
             let mut chans = self.channels.write();
@@ -344,6 +353,16 @@ impl Hub {
             self.channel_set.send_modify(|n| *n += 1);
         }
         conn
+    }
+
+    /// Asks every connection, and any registered from now on, to close with `code` and
+    /// `reason` (the server is stopping).
+    pub fn close_all(&self, code: impl Into<u16>, reason: &str) {
+        let close = Close::new(code, reason);
+        *self.closed_all.lock() = Some(close.clone());
+        for conn in self.conns.read().values() {
+            conn.close(close.code, close.reason.clone());
+        }
     }
 
     /// Removes a connection from every map.

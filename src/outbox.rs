@@ -1,5 +1,7 @@
 //! A connection's outbound queue: bounded, with one reader (the connection's task) and
-//! any number of writers (fan-out, echo, replies).
+//! any number of writers (fan-out, echo, replies), and the request to close, which the
+//! reader sees first: one waker and one lock for everything a connection waits on from
+//! the rest of the server, polled once per turn of its loop.
 //!
 //! Not a `tokio::sync::mpsc`: that channel allocates a block of 32 slots (1.5 KiB here)
 //! and its shared state (0.5 KiB) for every connection up front, most of an idle
@@ -34,6 +36,9 @@ pub struct Outbox {
 #[derive(Debug, Default)]
 struct State {
     frames: VecDeque<Message>,
+    /// Someone asked the connection to close.
+    closing: bool,
+    /// The reader is gone.
     closed: bool,
 }
 
@@ -57,9 +62,12 @@ impl Outbox {
         Ok(())
     }
 
-    /// The next frame, if one waits.
+    /// The next frame, if one waits (and no close was asked for).
     pub fn try_pop(&self) -> Option<Message> {
         let mut s = self.state.lock();
+        if s.closing {
+            return None;
+        }
         let msg = s.frames.pop_front()?;
         if s.frames.is_empty() && s.frames.capacity() > KEEP {
             s.frames = VecDeque::new();
@@ -67,17 +75,57 @@ impl Outbox {
         Some(msg)
     }
 
-    /// Waits for the next frame. Only the connection's own task reads.
-    pub async fn pop(&self) -> Message {
+    /// Waits for the next frame; `None` once a close is asked for (what still waits is
+    /// not written). Only the connection's own task reads.
+    pub async fn pop(&self) -> Option<Message> {
         poll_fn(|cx| {
-            if let Some(m) = self.try_pop() {
-                return Poll::Ready(m);
+            if let Some(next) = self.next() {
+                return Poll::Ready(next);
             }
             self.reader.register(cx.waker());
             // A push between the first look and the registration woke nobody.
-            match self.try_pop() {
-                Some(m) => Poll::Ready(m),
+            match self.next() {
+                Some(next) => Poll::Ready(next),
                 None => Poll::Pending,
+            }
+        })
+        .await
+    }
+
+    fn next(&self) -> Option<Option<Message>> {
+        if self.is_closing() {
+            return Some(None);
+        }
+        self.try_pop().map(Some)
+    }
+
+    /// Whether no frame waits.
+    pub fn is_empty(&self) -> bool {
+        self.state.lock().frames.is_empty()
+    }
+
+    /// Asks the reader to close; wakes it.
+    pub fn ask_close(&self) {
+        self.state.lock().closing = true;
+        self.reader.wake();
+    }
+
+    /// Whether a close was asked for.
+    pub fn is_closing(&self) -> bool {
+        self.state.lock().closing
+    }
+
+    /// Resolves once a close is asked for. Only the connection's own task waits on it.
+    pub async fn closing(&self) {
+        poll_fn(|cx| {
+            if self.is_closing() {
+                return Poll::Ready(());
+            }
+            self.reader.register(cx.waker());
+            if self.is_closing() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
             }
         })
         .await
@@ -102,8 +150,11 @@ mod tests {
             q.push(Message::text(i.to_string()), 3).unwrap();
         }
         assert_eq!(q.push(Message::text("x"), 3), Err(Refused::Full));
-        assert_eq!(q.pop().await, Message::text("0"));
+        assert_eq!(q.pop().await, Some(Message::text("0")));
         assert_eq!(q.try_pop(), Some(Message::text("1")));
+        q.ask_close();
+        assert_eq!(q.pop().await, None, "a close comes before what still waits");
+        q.closing().await;
         q.close();
         assert_eq!(q.try_pop(), None);
         assert_eq!(q.push(Message::text("y"), 3), Err(Refused::Closed));
@@ -118,7 +169,7 @@ mod tests {
         });
         tokio::task::yield_now().await;
         q.push(Message::text("hi"), 4).unwrap();
-        assert_eq!(reader.await.unwrap(), Message::text("hi"));
+        assert_eq!(reader.await.unwrap(), Some(Message::text("hi")));
     }
 
     #[test]

@@ -20,6 +20,7 @@ use crate::api;
 use crate::auth::{self, Verifier};
 use crate::bridge::Bridge;
 use crate::broker::Broker;
+use crate::close::CloseCode;
 use crate::config::Config;
 use crate::datadir::Paths;
 use crate::dispatch;
@@ -123,6 +124,13 @@ impl Server {
         shared
             .tracker
             .spawn(stats::run_sampler(move || s.counts_now(), stats_tx, stop));
+        // Connections learn of a stop through their outbox, the one thing their loop
+        // waits on from the rest of the server.
+        let (s, stop) = (shared.clone(), shared.stop.clone());
+        shared.tracker.spawn(async move {
+            stop.cancelled().await;
+            s.hub.close_all(CloseCode::GoingAway, "server stopping");
+        });
         if let Some(bridge) = shared.bridge.clone() {
             let (s, e) = (shared.clone(), shared.clone());
             shared.tracker.spawn(bridge.run(

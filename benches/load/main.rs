@@ -16,7 +16,7 @@
 //!
 //! `cargo bench --bench load` (or `make bench`). Knobs: `SOCKPIT_BENCH_CONNS` (15000),
 //! `SOCKPIT_BENCH_SECS` (10, fan-out and proxy), `SOCKPIT_BENCH_ECHO_SECS` (5),
-//! `SOCKPIT_BENCH_ROUNDS` (2), `SOCKPIT_BENCH_ONLY` (`echo`, `handshakes`, `fanout`,
+//! `SOCKPIT_BENCH_ROUNDS` (3), `SOCKPIT_BENCH_ONLY` (`echo`, `handshakes`, `fanout`,
 //! `hostile`, `proxy`, `bridge` or `ui`: one scenario), `SOCKPIT_BENCH_BIN` (another `sockpit`
 //! binary to measure, for before/after runs).
 //! Every loop is bounded in count and time; the only target is 127.0.0.1.
@@ -592,7 +592,11 @@ async fn echo_run(kind: Kind, ui: bool, conns: usize, size: usize, secs: u64) ->
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
-    percentile(&v, 0.5)
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 0 => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+        n => v[n / 2],
+    }
 }
 
 /// Echo scenarios, `rounds` times each variant in turn, medians and ratios.
@@ -1177,7 +1181,7 @@ fn main() -> Result<()> {
     let rate = env_num("SOCKPIT_BENCH_RATE", 50);
     let secs = env_num("SOCKPIT_BENCH_SECS", 10);
     let echo_secs = env_num("SOCKPIT_BENCH_ECHO_SECS", 5);
-    let rounds = env_num("SOCKPIT_BENCH_ROUNDS", 2) as usize;
+    let rounds = env_num("SOCKPIT_BENCH_ROUNDS", 3) as usize;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

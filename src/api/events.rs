@@ -44,6 +44,9 @@ pub(super) async fn handler(
     )
 }
 
+/// How long the last frame may take to write when the server stops.
+const CLOSE_GRACE_UI: Duration = Duration::from_secs(1);
+
 /// Longest batch of events in one frame.
 const EVENT_BATCH: usize = 16384;
 /// Least time between two event frames: under a flood the UI gets a frame this often
@@ -134,6 +137,21 @@ async fn stream_events(mut socket: Socket, shared: Arc<Shared>) {
                 Some(Ok(_)) => {}
             },
         }
+    }
+    // What happened up to the stop (the last connections' closes among it) still goes
+    // out, in one last frame.
+    let mut rest = Vec::new();
+    while let Ok(l) = live.try_recv() {
+        rest.push(l);
+    }
+    rest.retain(|l| l.event.seq > seen);
+    if !rest.is_empty() {
+        let frame = format!(
+            "{{\"type\":\"events\",\"events\":[{}]}}",
+            join_json(rest.iter().map(|l| l.json.as_str()))
+        );
+        let _ =
+            tokio::time::timeout(CLOSE_GRACE_UI, socket.send(Message::Text(frame.into()))).await;
     }
     send_close(&mut socket, CloseCode::GoingAway.code(), "server stopping").await;
 }

@@ -433,7 +433,10 @@ async fn pump(
                     }
                 },
                 // A publish aimed at this connection's id.
-                queued = conn.next_out() => queued,
+                queued = conn.next_out() => match queued {
+                    Some(msg) => msg,
+                    None => return End::Close(conn.close_reason().unwrap_or(Close::new(CloseCode::Normal, ""))),
+                },
                 _ = ping.tick() => {
                     let quiet = started.elapsed().saturating_sub(Duration::from_millis(last_seen.load(Ordering::Relaxed)));
                     if quiet >= idle {
