@@ -11,6 +11,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
+use tokio_util::task::task_tracker::TaskTrackerToken;
 use tungstenite::Message;
 use tungstenite::protocol::CloseFrame;
 
@@ -29,139 +30,162 @@ pub(crate) const CLOSE_WRITE_GRACE: Duration = Duration::from_secs(5);
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// Drives an accepted connection until it closes, then unregisters it.
-pub(crate) async fn run(
+///
+/// An `async move` block rather than an `async fn`: an `async fn` keeps its arguments
+/// twice in its future (as captured and as moved into locals), and this future is most
+/// of what an idle connection costs.
+///
+/// `slot` and `guard` are held until it ends (its place under `max_connections`, and
+/// the server's wait for its sockets).
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an async fn would hold its arguments twice"
+)]
+pub(crate) fn run(
     mut socket: Socket,
     shared: Arc<Shared>,
     conn: Arc<Conn>,
     endpoint: Arc<EndpointConfig>,
-    _slot: Slot,
-) {
-    let mut connected = conn_event(&conn, EventKind::Connected);
-    connected.channel = conn.meta.channels.first().cloned();
-    shared.events.emit(connected);
+    slot: Slot,
+    guard: TaskTrackerToken,
+) -> impl Future<Output = ()> + Send {
+    // Every variable the block uses is captured and used in place: rebinding one (or
+    // awaiting a future held in one) would copy it into the future a second time.
+    async move {
+        let _ = (&slot, &guard);
+        // Emitted from a call: an event held in a local would be kept in the future.
+        emit_connected(&shared, &conn);
 
-    let cfg = &shared.config.server;
-    // Both are at most a day (config), so `Instant` arithmetic cannot overflow.
-    let idle = Duration::from_secs(cfg.idle_timeout_s.0);
-    let mut ping = tokio::time::interval(Duration::from_secs(cfg.ping_interval_s.0));
-    ping.reset();
-    let mut last_seen = Instant::now();
-    // Webhooks: messages wait here for one worker that posts them in order (a client
-    // faster than the backend fills the queue and loses messages, said), then the
-    // disconnect, after the last message.
-    let (hook, mut bye) = if endpoint.webhook.is_some() || endpoint.webhook_disconnect.is_some() {
-        let (tx, rx) = mpsc::channel(WEBHOOK_QUEUE);
-        let (bye_tx, bye_rx) = tokio::sync::oneshot::channel();
-        shared.sockets.spawn(post_hooks(
-            shared.clone(),
-            conn.clone(),
-            endpoint.clone(),
-            rx,
-            bye_rx,
-        ));
-        (endpoint.webhook.is_some().then_some(tx), Some(bye_tx))
-    } else {
-        (None, None)
-    };
+        let cfg = &shared.config.server;
+        // Both are at most a day (config), so `Instant` arithmetic cannot overflow.
+        let idle = Duration::from_secs(cfg.idle_timeout_s.0);
+        let mut ping = tokio::time::interval(Duration::from_secs(cfg.ping_interval_s.0));
+        ping.reset();
+        let mut last_seen = Instant::now();
+        // Webhooks: messages wait here for one worker that posts them in order (a client
+        // faster than the backend fills the queue and loses messages, said), then the
+        // disconnect, after the last message.
+        let (hook, mut bye) = if endpoint.webhook.is_some() || endpoint.webhook_disconnect.is_some()
+        {
+            let (tx, rx) = mpsc::channel(WEBHOOK_QUEUE);
+            let (bye_tx, bye_rx) = tokio::sync::oneshot::channel();
+            shared.sockets.spawn(post_hooks(
+                shared.clone(),
+                conn.clone(),
+                endpoint.clone(),
+                rx,
+                bye_rx,
+            ));
+            (endpoint.webhook.is_some().then_some(tx), Some(bye_tx))
+        } else {
+            (None, None)
+        };
 
-    let closed = || {
-        conn.close_reason()
-            .unwrap_or(Close::new(CloseCode::Normal, ""))
-    };
-    let close: Close = loop {
-        // What to write next: what the server queued, or the reply to what the client
-        // just sent (an echo goes straight out, without the queue, when nothing waits).
-        let out = tokio::select! {
-            biased;
-            out = conn.next_out() => match out {
-                Some(out) => out,
-                // Asked to close (a kick, a slow client, the server stopping).
-                None => break closed(),
-            },
-            frame = socket.next() => {
-                last_seen = Instant::now();
-                match frame {
-                    None => break Close::new(CloseCode::Abnormal, "connection dropped"),
-                    Some(Err(e)) => break read_error(e, cfg.max_message_bytes.0, &shared),
-                    Some(Ok(Message::Close(frame))) => {
-                        let (code, reason) = frame
-                            .map(|f| (u16::from(f.code), f.reason.to_string()))
-                            .unwrap_or((CloseCode::NoStatus.code(), String::new()));
-                        // tungstenite queued the reply when it read the client's close; only
-                        // a flush writes it (a second close would be refused unsent), and
-                        // leaving first ends the TCP connection without the closing handshake.
-                        let _ = timeout(CLOSE_GRACE, socket.flush()).await;
-                        finish(&shared, &conn, code, &reason, true);
-                        if let Some(b) = bye.take() {
-                            let _ = b.send((code, reason));
+        let closed = || {
+            conn.close_reason()
+                .unwrap_or(Close::new(CloseCode::Normal, ""))
+        };
+        let close: Close = loop {
+            // What to write next: what the server queued, or the reply to what the client
+            // just sent (an echo goes straight out, without the queue, when nothing waits).
+            let out = tokio::select! {
+                biased;
+                out = conn.next_out() => match out {
+                    Some(out) => out,
+                    // Asked to close (a kick, a slow client, the server stopping).
+                    None => break closed(),
+                },
+                frame = socket.next() => {
+                    last_seen = Instant::now();
+                    match frame {
+                        None => break Close::new(CloseCode::Abnormal, "connection dropped"),
+                        Some(Err(e)) => break read_error(e, cfg.max_message_bytes.0, &shared),
+                        Some(Ok(Message::Close(frame))) => {
+                            let (code, reason) = frame
+                                .map(|f| (u16::from(f.code), f.reason.to_string()))
+                                .unwrap_or((CloseCode::NoStatus.code(), String::new()));
+                            // tungstenite queued the reply when it read the client's close; only
+                            // a flush writes it (a second close would be refused unsent), and
+                            // leaving first ends the TCP connection without the closing handshake.
+                            let _ = timeout(CLOSE_GRACE, socket.flush()).await;
+                            finish(&shared, &conn, code, &reason, true);
+                            if let Some(b) = bye.take() {
+                                let _ = b.send((code, reason));
+                            }
+                            return;
                         }
-                        return;
+                        Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
+                        Some(Ok(msg)) => match handle_message(&shared, &conn, msg, &endpoint, hook.as_ref()) {
+                            Some(reply) if conn.nothing_queued() => reply,
+                            // Behind what was queued before it.
+                            Some(reply) => {
+                                shared.hub.send_to(&conn, reply);
+                                continue;
+                            }
+                            None => continue,
+                        },
                     }
-                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
-                    Some(Ok(msg)) => match handle_message(&shared, &conn, msg, &endpoint, hook.as_ref()) {
-                        Some(reply) if conn.nothing_queued() => reply,
-                        // Behind what was queued before it.
-                        Some(reply) => {
-                            shared.hub.send_to(&conn, reply);
-                            continue;
-                        }
-                        None => continue,
-                    },
                 }
-            }
-            _ = ping.tick() => {
-                if last_seen.elapsed() >= idle {
-                    shared.hub.stats.drop_client(DropReason::IdleTimeout);
+                _ = ping.tick() => {
+                    if last_seen.elapsed() >= idle {
+                        shared.hub.stats.drop_client(DropReason::IdleTimeout);
+                        break Close::new(
+                            CloseCode::Policy,
+                            format!("no traffic for {}s (idle_timeout_s)", idle.as_secs()),
+                        );
+                    }
+                    let _ = timeout(CLOSE_GRACE, socket.send(Message::Ping(Default::default()))).await;
+                    continue;
+                }
+            };
+            // Everything already queued goes out in one flush (one write syscall for a burst,
+            // not one per message), while still watching for a close request and a stall: a
+            // client that stopped reading (its TCP window closed) blocks this write, and is
+            // dropped once it has made no progress for idle_timeout_s.
+            let sent = tokio::select! {
+                // The write first: one that completes at once never arms the timer.
+                biased;
+                r = write_burst(&mut socket, out, &conn) => r,
+                _ = conn.closing() => break closed(),
+                _ = tokio::time::sleep(idle) => {
+                    shared.hub.stats.drop_client(DropReason::WriteStalled);
                     break Close::new(
                         CloseCode::Policy,
-                        format!("no traffic for {}s (idle_timeout_s)", idle.as_secs()),
+                        format!("not reading: a write stalled for {}s (idle_timeout_s)", idle.as_secs()),
                     );
                 }
-                let _ = timeout(CLOSE_GRACE, socket.send(Message::Ping(Default::default()))).await;
-                continue;
-            }
+            };
+            let Some((n, bytes)) = sent else {
+                break Close::new(CloseCode::Abnormal, "write failed");
+            };
+            conn.counters.msgs_out.fetch_add(n, Ordering::Relaxed);
+            conn.counters.bytes_out.fetch_add(bytes, Ordering::Relaxed);
+            shared
+                .hub
+                .stats
+                .messages_out
+                .fetch_add(n, Ordering::Relaxed);
+            shared
+                .hub
+                .stats
+                .bytes_out
+                .fetch_add(bytes, Ordering::Relaxed);
         };
-        // Everything already queued goes out in one flush (one write syscall for a burst,
-        // not one per message), while still watching for a close request and a stall: a
-        // client that stopped reading (its TCP window closed) blocks this write, and is
-        // dropped once it has made no progress for idle_timeout_s.
-        let sent = tokio::select! {
-            // The write first: one that completes at once never arms the timer.
-            biased;
-            r = write_burst(&mut socket, out, &conn) => r,
-            _ = conn.closing() => break closed(),
-            _ = tokio::time::sleep(idle) => {
-                shared.hub.stats.drop_client(DropReason::WriteStalled);
-                break Close::new(
-                    CloseCode::Policy,
-                    format!("not reading: a write stalled for {}s (idle_timeout_s)", idle.as_secs()),
-                );
-            }
-        };
-        let Some((n, bytes)) = sent else {
-            break Close::new(CloseCode::Abnormal, "write failed");
-        };
-        conn.counters.msgs_out.fetch_add(n, Ordering::Relaxed);
-        conn.counters.bytes_out.fetch_add(bytes, Ordering::Relaxed);
-        shared
-            .hub
-            .stats
-            .messages_out
-            .fetch_add(n, Ordering::Relaxed);
-        shared
-            .hub
-            .stats
-            .bytes_out
-            .fetch_add(bytes, Ordering::Relaxed);
-    };
 
-    if close.code != CloseCode::Abnormal.code() {
-        send_close(&mut socket, close.code, &close.reason).await;
+        if close.code != CloseCode::Abnormal.code() {
+            send_close(&mut socket, close.code, &close.reason).await;
+        }
+        finish(&shared, &conn, close.code, &close.reason, false);
+        if let Some(b) = bye.take() {
+            let _ = b.send((close.code, close.reason));
+        }
     }
-    finish(&shared, &conn, close.code, &close.reason, false);
-    if let Some(b) = bye.take() {
-        let _ = b.send((close.code, close.reason));
-    }
+}
+
+fn emit_connected(shared: &Shared, conn: &Conn) {
+    let mut connected = conn_event(conn, EventKind::Connected);
+    connected.channel = conn.meta.channels.first().cloned();
+    shared.events.emit(connected);
 }
 
 /// Most frames written per flush.
@@ -314,9 +338,7 @@ fn handle_message(
         }
         OnMessage::Echo => (Some(msg), 1, None),
         OnMessage::Broadcast => {
-            let Some(channel) = conn.meta.channels.first().cloned() else {
-                return None;
-            };
+            let channel = conn.meta.channels.first().cloned()?;
             let except = (!endpoint.echo_self).then_some(conn.id);
             let target = Target::Channel(channel.clone());
             // Members on the other instances too (text: the broker carries text).

@@ -216,14 +216,12 @@ pub(crate) async fn upgrade(
             shared.hub.stats.handshake(None);
             let s = shared.clone();
             let guard = shared.sockets.token();
-            ws.on_upgrade(
-                socket_config(cfg.max_message_bytes.get()),
-                move |socket| async move {
-                    let conn = s.hub.register_as(id, meta);
-                    connection::run(socket, s.clone(), conn, endpoint, slot).await;
-                    drop(guard);
-                },
-            )
+            ws.on_upgrade(socket_config(cfg.max_message_bytes.get()), move |socket| {
+                let conn = s.hub.register_as(id, meta);
+                // The connection's task is this future alone: nothing the handshake held
+                // (its metadata, this closure) is kept for the connection's life.
+                connection::run(socket, s, conn, endpoint, slot, guard)
+            })
         }
     }
 }

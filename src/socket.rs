@@ -30,7 +30,7 @@ pub type Socket = WebSocketStream<LeanIo<TokioIo<Upgraded>>>;
 
 /// tungstenite's read buffer per connection. [`LeanIo`] makes a small one cheap: a 16 KiB
 /// message is still read from the socket in one syscall, then handed over in pieces.
-pub const READ_BUFFER: usize = 1 << 10;
+pub const READ_BUFFER: usize = 256;
 
 /// Write buffer per WebSocket: frames are flushed once this much is pending.
 pub const WRITE_BUFFER: usize = 8 << 10;
@@ -167,6 +167,9 @@ impl Upgrade {
     {
         let accept = tungstenite::handshake::derive_accept_key(self.key.as_bytes());
         let on_upgrade = self.on_upgrade;
+        // Boxed, so the task keeps 8 bytes of it, not the whole closure, for the life of
+        // the connection once it has been called.
+        let callback = Box::new(callback);
         tokio::spawn(async move {
             let Ok(upgraded) = on_upgrade.await else {
                 return;
