@@ -21,6 +21,9 @@
 //! binary to measure, for before/after runs).
 //! Every loop is bounded in count and time; the only target is 127.0.0.1.
 
+/// The integration tests' helpers: the bench starts Redis as they do.
+#[path = "../../tests/common/mod.rs"]
+mod common;
 mod reference;
 
 use std::io::{BufRead, BufReader};
@@ -1037,33 +1040,13 @@ fn group_message(i: u64, channel: Option<&str>) -> Vec<u8> {
 /// the default layer), `rate` a second for `secs`, to 100 subscribers of one group.
 async fn bridge_latency(rate: u64, secs: u64) -> Result<()> {
     const SUBS: usize = 100;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let dir = std::env::temp_dir().join(format!("sockpit-bench-bridge-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let mut redis_server = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .current_dir(&dir)
-        .stdout(Stdio::null())
-        .spawn()
-        .context("redis-server (apt install redis-server)")?;
-    let url = format!("redis://127.0.0.1:{port}/0");
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let redis_server = common::Redis::start()?;
+    let url = redis_server.url();
+    let scratch = Scratch::new("bridge")?;
+    let dir = &scratch.0;
     let server = start(
         Kind::Sockpit,
-        &dir,
+        dir,
         &format!("\n[bridge]\nchannels_redis = \"{url}\"\n"),
     )?;
     let mut clients = Vec::new();
@@ -1166,9 +1149,7 @@ async fn bridge_latency(rate: u64, secs: u64) -> Result<()> {
         );
     }
     drop(server);
-    let _ = redis_server.kill();
-    let _ = redis_server.wait();
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(redis_server);
     Ok(())
 }
 
