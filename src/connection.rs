@@ -116,12 +116,7 @@ pub(crate) fn run(
                         }
                         Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
                         Some(Ok(msg)) => match handle_message(&shared, &conn, msg, &endpoint, hook.as_ref()) {
-                            Some(reply) if conn.nothing_queued() => reply,
-                            // Behind what was queued before it.
-                            Some(reply) => {
-                                shared.hub.send_to(&conn, reply);
-                                continue;
-                            }
+                            Some(reply) => reply,
                             None => continue,
                         },
                     }
@@ -300,7 +295,7 @@ pub(crate) fn payload_len(m: &Message) -> u64 {
 }
 
 /// Counts and records a client's message and does what the endpoint says with it;
-/// returns the echo to write back, if any.
+/// returns the echo to write back at once, if any.
 fn handle_message(
     shared: &Shared,
     conn: &Arc<Conn>,
@@ -336,7 +331,9 @@ fn handle_message(
             }
             return None;
         }
-        OnMessage::Echo => (Some(msg), 1, None),
+        // Straight back when nothing waits; else behind what was queued before it.
+        OnMessage::Echo if conn.nothing_queued() => (Some(msg), 1, None),
+        OnMessage::Echo => (None, u64::from(shared.hub.send_to(conn, msg)), None),
         OnMessage::Broadcast => {
             let channel = conn.meta.channels.first().cloned()?;
             let except = (!endpoint.echo_self).then_some(conn.id);

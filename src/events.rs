@@ -372,7 +372,9 @@ impl EventLog {
             }
             let _ = self.live.send(logged.clone());
             if self.file {
-                if ring.to_file.len() < FILE_QUEUE {
+                // Once the writer has stopped (or could not open the file) nothing would
+                // take the batch: count instead of holding.
+                if !ring.closing && ring.to_file.len() < FILE_QUEUE {
                     ring.to_file.push(logged.clone());
                     // The writer sleeps only while its batch is empty: one wake per batch.
                     if ring.to_file.len() == 1 {
@@ -456,6 +458,10 @@ fn write_file(path: PathBuf, shared: &Shared, health: &FileHealth) {
         Err(e) => {
             tracing::error!("event log file {shown}: {e}");
             health.set(Some(format!("{shown}: {e}")));
+            // No writer from here on: events are counted as dropped, not held.
+            let mut ring = shared.ring.lock();
+            ring.closing = true;
+            ring.to_file = Vec::new();
             return;
         }
     };

@@ -97,6 +97,19 @@ fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool
         .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
+/// The subprotocols a client offers, in its order; blank ones (`, chat`) are none.
+fn offered_protocols(headers: &HeaderMap) -> Vec<HeaderValue> {
+    headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .filter_map(|p| HeaderValue::from_str(p).ok())
+        .collect()
+}
+
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Upgrade {
     type Rejection = NotUpgradable;
 
@@ -128,13 +141,7 @@ impl Upgrade {
             .get(header::SEC_WEBSOCKET_KEY)
             .cloned()
             .ok_or(NotUpgradable::Key)?;
-        let offered = h
-            .get_all(header::SEC_WEBSOCKET_PROTOCOL)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|p| HeaderValue::from_str(p.trim()).ok())
-            .collect();
+        let offered = offered_protocols(h);
         let on_upgrade = parts
             .extensions
             .remove::<OnUpgrade>()
@@ -286,6 +293,20 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for LeanIo<T> {
 mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[test]
+    fn blank_subprotocols_are_not_offered() {
+        let mut h = HeaderMap::new();
+        h.append(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static(", chat"),
+        );
+        h.append(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static(" v2 ,"),
+        );
+        assert_eq!(offered_protocols(&h), ["chat", "v2"]);
+    }
 
     #[tokio::test]
     async fn small_reads_take_one_burst_and_free_the_rest() {

@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::time::Instant;
-use tungstenite::Message;
+use tungstenite::{Message, Utf8Bytes};
 
 use super::ApiError;
 use crate::close::CloseCode;
@@ -66,24 +66,24 @@ async fn stream_events(mut socket: Socket, shared: Arc<Shared>) {
     let recent = shared.events.recent();
     let seen = recent.last().map_or(0, |l| l.event.seq);
     let jsons: Vec<&str> = recent.iter().map(|l| l.json.as_str()).collect();
-    let mut pending = vec![hello_frame(&jsons, &stats_rx.borrow_and_update())];
+    // Frames to send, oldest first (shared bytes: a retry does not copy a frame).
+    let mut pending: Vec<Utf8Bytes> =
+        vec![hello_frame(&jsons, &stats_rx.borrow_and_update()).into()];
     drop(recent);
     let mut last_frame = Instant::now();
-    loop {
-        for frame in pending.drain(..) {
+    'stream: loop {
+        while let Some(frame) = pending.first().cloned() {
             let sent = tokio::select! {
                 biased;
-                _ = shared.stop.cancelled() => break,
-                r = tokio::time::timeout(CLOSE_WRITE_GRACE, socket.send(Message::Text(frame.into()))) => {
+                _ = shared.stop.cancelled() => break 'stream,
+                r = tokio::time::timeout(CLOSE_WRITE_GRACE, socket.send(Message::Text(frame))) => {
                     matches!(r, Ok(Ok(())))
                 }
             };
             if !sent {
                 return;
             }
-        }
-        if shared.stop.is_cancelled() {
-            break;
+            pending.remove(0);
         }
         tokio::select! {
             biased;
@@ -95,30 +95,18 @@ async fn stream_events(mut socket: Socket, shared: Arc<Shared>) {
                     Err(RecvError::Lagged(n)) => missed += n,
                     Err(RecvError::Closed) => break,
                 }
+                let mut stopping = false;
                 if let Some(wait) = (last_frame + EVENT_FRAME_GAP).checked_duration_since(Instant::now()) {
                     tokio::select! {
                         biased;
-                        _ = shared.stop.cancelled() => break,
+                        _ = shared.stop.cancelled() => stopping = true,
                         _ = tokio::time::sleep(wait) => {}
                     }
                 }
                 last_frame = Instant::now();
-                while batch.len() < EVENT_BATCH {
-                    match live.try_recv() {
-                        Ok(more) => batch.push(more),
-                        Err(TryRecvError::Lagged(n)) => missed += n,
-                        Err(_) => break,
-                    }
-                }
-                if missed > 0 {
-                    pending.push(format!("{{\"type\":\"lagged\",\"missed\":{missed}}}"));
-                }
-                batch.retain(|l| l.event.seq > seen);
-                if !batch.is_empty() {
-                    pending.push(format!(
-                        "{{\"type\":\"events\",\"events\":[{}]}}",
-                        join_json(batch.iter().map(|l| l.json.as_str()))
-                    ));
+                take_events(&mut live, batch, missed, seen, &mut pending);
+                if stopping {
+                    break;
                 }
             },
             // The sampler stops only with the server.
@@ -128,7 +116,7 @@ async fn stream_events(mut socket: Socket, shared: Arc<Shared>) {
                     pending.push(format!(
                         "{{\"type\":\"stats\",\"stats\":{}}}",
                         serde_json::to_string(&*snap).unwrap_or_default()
-                    ));
+                    ).into());
                 }
                 Err(_) => break,
             },
@@ -138,22 +126,49 @@ async fn stream_events(mut socket: Socket, shared: Arc<Shared>) {
             },
         }
     }
-    // What happened up to the stop (the last connections' closes among it) still goes
-    // out, in one last frame.
-    let mut rest = Vec::new();
-    while let Ok(l) = live.try_recv() {
-        rest.push(l);
-    }
-    rest.retain(|l| l.event.seq > seen);
-    if !rest.is_empty() {
-        let frame = format!(
-            "{{\"type\":\"events\",\"events\":[{}]}}",
-            join_json(rest.iter().map(|l| l.json.as_str()))
-        );
-        let _ =
-            tokio::time::timeout(CLOSE_GRACE_UI, socket.send(Message::Text(frame.into()))).await;
-    }
+    // What happened up to the stop still goes out: what was waiting, then the rest, in
+    // one bounded last attempt.
+    take_events(&mut live, Vec::new(), 0, seen, &mut pending);
+    let _ = tokio::time::timeout(CLOSE_GRACE_UI, async {
+        for frame in pending {
+            if socket.send(Message::Text(frame)).await.is_err() {
+                break;
+            }
+        }
+    })
+    .await;
     send_close(&mut socket, CloseCode::GoingAway.code(), "server stopping").await;
+}
+
+/// Adds to `batch` what `live` holds (up to [`EVENT_BATCH`] in all) and queues it as a
+/// frame, after a `lagged` frame when events were missed.
+fn take_events(
+    live: &mut tokio::sync::broadcast::Receiver<Arc<crate::events::Logged>>,
+    mut batch: Vec<Arc<crate::events::Logged>>,
+    mut missed: u64,
+    seen: u64,
+    pending: &mut Vec<Utf8Bytes>,
+) {
+    while batch.len() < EVENT_BATCH {
+        match live.try_recv() {
+            Ok(more) => batch.push(more),
+            Err(TryRecvError::Lagged(n)) => missed += n,
+            Err(_) => break,
+        }
+    }
+    if missed > 0 {
+        pending.push(format!("{{\"type\":\"lagged\",\"missed\":{missed}}}").into());
+    }
+    batch.retain(|l| l.event.seq > seen);
+    if !batch.is_empty() {
+        pending.push(
+            format!(
+                "{{\"type\":\"events\",\"events\":[{}]}}",
+                join_json(batch.iter().map(|l| l.json.as_str()))
+            )
+            .into(),
+        );
+    }
 }
 
 /// The `hello` frame of [`crate::wire::EventsFrame`], from events already serialised.
