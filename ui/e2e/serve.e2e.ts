@@ -64,9 +64,12 @@ describe("sockpit serve in a browser", () => {
 
   test("a rejected handshake shows in Logs with its code and reason", async () => {
     const i = await open("/ws/dashboard/"); // no token
-    // This socket's close: an earlier test's sockets may still be reporting theirs.
-    const closes = await clients.evaluate(() => (window as any).closes);
-    expect(closes.find((c: { i: number }) => c.i === i)).toMatchObject({
+    // The refusal is a close after the 101, so `open` may resolve on onopen first: wait
+    // for this socket's close (an earlier test's sockets may still be reporting theirs).
+    const closeOf = () =>
+      clients.evaluate((n) => (window as any).closes.find((c: { i: number }) => c.i === n), i);
+    await expect.poll(closeOf, { timeout: 5000 }).toBeDefined();
+    expect(await closeOf()).toMatchObject({
       code: 4001,
       reason: "no token (expected ?token=…)",
     });
