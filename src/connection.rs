@@ -134,21 +134,26 @@ pub(crate) fn run(
                 }
             };
             // Everything already queued goes out in one flush (one write syscall for a burst,
-            // not one per message), while still watching for a close request and a stall: a
-            // client that stopped reading (its TCP window closed) blocks this write, and is
-            // dropped once it has made no progress for idle_timeout_s.
-            let sent = tokio::select! {
-                // The write first: one that completes at once never arms the timer.
-                biased;
-                r = write_burst(&mut socket, out, &conn) => r,
-                _ = conn.closing() => break closed(),
-                _ = tokio::time::sleep(idle) => {
-                    shared.hub.stats.drop_client(DropReason::WriteStalled);
-                    break Close::new(
-                        CloseCode::Policy,
-                        format!("not reading: a write stalled for {}s (idle_timeout_s)", idle.as_secs()),
-                    );
-                }
+            // not one per message). A write that cannot finish at once is watched for a
+            // close request and a stall: a client that stopped reading (its TCP window
+            // closed) blocks it, and is dropped once it has made no progress for
+            // idle_timeout_s. One that can (nearly all) arms no timer.
+            let write = write_burst(&mut socket, out, &conn);
+            tokio::pin!(write);
+            let sent = match futures_util::poll!(&mut write) {
+                std::task::Poll::Ready(r) => r,
+                std::task::Poll::Pending => tokio::select! {
+                    biased;
+                    r = &mut write => r,
+                    _ = conn.closing() => break closed(),
+                    _ = tokio::time::sleep(idle) => {
+                        shared.hub.stats.drop_client(DropReason::WriteStalled);
+                        break Close::new(
+                            CloseCode::Policy,
+                            format!("not reading: a write stalled for {}s (idle_timeout_s)", idle.as_secs()),
+                        );
+                    }
+                },
             };
             let Some((n, bytes)) = sent else {
                 break Close::new(CloseCode::Abnormal, "write failed");

@@ -12,8 +12,10 @@ use std::time::SystemTime;
 
 use parking_lot::{Condvar, Mutex};
 use serde::Serialize;
-use tokio::sync::broadcast;
+use tokio::sync::Notify;
 use ts_rs::TS;
+
+mod json;
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
@@ -40,6 +42,29 @@ pub enum EventKind {
     BridgeState,
     /// The cross-instance broker connected to Redis, or lost it and serves locally.
     BrokerState,
+}
+
+impl EventKind {
+    /// Its name on the wire (`message_in`), as serde writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::ServerStarted => "server_started",
+            Self::ServerStopped => "server_stopped",
+            Self::ServerError => "server_error",
+            Self::HandshakeRejected => "handshake_rejected",
+            Self::Connected => "connected",
+            Self::Disconnected => "disconnected",
+            Self::MessageIn => "message_in",
+            Self::MessageOut => "message_out",
+            Self::Published => "published",
+            Self::WebhookFailed => "webhook_failed",
+            Self::HttpRequest => "http_request",
+            Self::UpstreamOutput => "upstream_output",
+            Self::UpstreamState => "upstream_state",
+            Self::BridgeState => "bridge_state",
+            Self::BrokerState => "broker_state",
+        }
+    }
 }
 
 /// One event. Fields that do not apply are left out of the JSON.
@@ -146,9 +171,10 @@ impl Event {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timestamp(pub SystemTime);
 
-impl Serialize for Timestamp {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        // Under load many events share a millisecond: each thread formats a millisecond once.
+impl Timestamp {
+    /// Its text, given to `f`. Under load many events share a millisecond: each thread
+    /// formats a millisecond once.
+    fn with_text<R>(&self, f: impl FnOnce(&str) -> R) -> R {
         thread_local! {
             static LAST: std::cell::RefCell<(u128, String)> = const {
                 std::cell::RefCell::new((u128::MAX, String::new()))
@@ -165,8 +191,14 @@ impl Serialize for Timestamp {
                 let _ = write!(text, "{}", humantime::format_rfc3339_millis(self.0));
                 *last = ms;
             }
-            s.serialize_str(text)
+            f(text)
         })
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.with_text(|t| s.serialize_str(t))
     }
 }
 
@@ -187,17 +219,11 @@ pub fn clip(s: &str) -> String {
     format!("{}…", &s[..end])
 }
 
-fn clip_in_place<T: AsRef<str> + From<String>>(field: &mut Option<T>) {
-    if let Some(s) = field
-        && s.as_ref().len() > MAX_FIELD_BYTES
-    {
-        *s = clip(s.as_ref()).into();
-    }
-}
-
 /// The first 200 characters of a text payload; binary is described, not shown.
 pub fn preview(text: Option<&str>, len: usize) -> Arc<str> {
     match text {
+        // No more bytes than that: no more characters either.
+        Some(t) if t.len() <= 200 => t.into(),
         Some(t) => match t.char_indices().nth(200) {
             Some((i, _)) => format!("{}…", &t[..i]).into(),
             None => t.into(),
@@ -206,32 +232,36 @@ pub fn preview(text: Option<&str>, len: usize) -> Arc<str> {
     }
 }
 
-/// An event with its JSON, serialised once for the ring, the file and every subscriber.
+/// An event as the log keeps it: its JSON, serialised once for the ring, the file and
+/// every subscriber (the typed event is not kept: nothing reads it back).
 #[derive(Debug)]
 pub struct Logged {
-    /// The event.
-    pub event: Event,
+    /// Its position in the stream (the JSON's `seq`).
+    pub seq: u64,
+    /// What happened.
+    pub kind: EventKind,
     /// Its JSON text.
     pub json: String,
 }
 
 impl Logged {
-    /// What holding it costs, roughly: the JSON and the typed event, which carries the
-    /// same text.
+    /// What holding it costs.
     fn cost(&self) -> usize {
-        2 * self.json.len() + std::mem::size_of::<Self>()
+        self.json.capacity() + std::mem::size_of::<Self>()
     }
 }
 
-/// The ring's budget in bytes (each event counted as its JSON twice: the text and the
-/// typed copy); older events go first when a count or this is exceeded.
+/// The ring's budget in bytes, by [`Logged::cost`]; older events go first when a count
+/// or this is exceeded.
 pub const RING_MAX_BYTES: usize = 16 << 20;
 
-/// Capacity of the live broadcast; a subscriber further behind is told how many it missed.
-/// Room for a UI that reads a frame every 50 ms while echo traffic makes 200k events/s.
-const LIVE_CAPACITY: usize = 1 << 15;
-/// Events waiting for the file writer; more are counted as dropped, never queued.
-const FILE_QUEUE: usize = 65536;
+/// Bytes of JSON a live [`Feed`] holds until its reader takes them; events past that are
+/// counted as missed. Room for a UI that takes a batch every 50 ms while echo traffic
+/// makes 250k events/s.
+const FEED_MAX_BYTES: usize = 8 << 20;
+/// Bytes of JSON lines waiting for the file writer; more events are counted as dropped,
+/// never queued.
+const FILE_QUEUE_BYTES: usize = 16 << 20;
 /// How long the file writer lets events gather once woken: at high rates it writes
 /// batches (one wake and one write syscall per batch, not per event); an event reaches
 /// the file at most this late.
@@ -247,10 +277,30 @@ struct Ring {
     /// What `events` holds, by [`Logged::cost`].
     bytes: usize,
     last_seq: u64,
-    /// Events the file writer has not taken yet, in `seq` order (at most [`FILE_QUEUE`]).
-    to_file: Vec<Arc<Logged>>,
+    /// JSON lines the file writer has not taken yet, in `seq` order (at most
+    /// [`FILE_QUEUE_BYTES`]). Bytes rather than events: the writer takes the whole
+    /// buffer for one write, and never frees the events one by one.
+    to_file: Vec<u8>,
     /// Set by [`EventLog::close`]: the writer writes what it has and stops.
     closing: bool,
+    /// Every live [`Feed`]'s batch.
+    feeds: Vec<FeedBatch>,
+    /// The id of the next feed.
+    next_feed: u64,
+}
+
+/// What waits for one [`Feed`]'s reader.
+#[derive(Debug)]
+struct FeedBatch {
+    id: u64,
+    /// What every batch starts with.
+    open: &'static str,
+    /// `open`, then the events' JSON, separated by commas; empty when nothing waits.
+    json: String,
+    /// Events that did not fit.
+    missed: u64,
+    /// Woken when `json` stops being empty.
+    ready: Arc<Notify>,
 }
 
 /// The ring, and the condition the file writer sleeps on while nothing waits for it.
@@ -268,8 +318,6 @@ pub struct EventLog {
     /// serialised), or to copy.
     shared: Arc<Shared>,
     ring_cap: usize,
-    /// Live fan-out; every `/_sockpit/api/events` socket and library subscriber holds a receiver.
-    live: broadcast::Sender<Arc<Logged>>,
     /// Whether a file writer runs.
     file: bool,
     /// Events the file writer could not take.
@@ -298,7 +346,7 @@ impl FileHealth {
     }
 }
 
-/// The JSON of `{"seq":0,`, what every serialised event starts with before it is numbered.
+/// What every event's JSON starts with, before its `seq`.
 const SEQ_PREFIX: &str = "{\"seq\":";
 
 impl EventLog {
@@ -309,7 +357,6 @@ impl EventLog {
         file: Option<PathBuf>,
         tracker: &tokio_util::task::TaskTracker,
     ) -> Self {
-        let (live, _) = broadcast::channel(LIVE_CAPACITY);
         let health = Arc::new(FileHealth::default());
         let shared = Arc::new(Shared::default());
         shared.ring.lock().events = VecDeque::with_capacity(ring_cap.min(1024));
@@ -321,70 +368,74 @@ impl EventLog {
         Self {
             shared,
             ring_cap,
-            live,
             file: has_file,
             dropped: AtomicU64::new(0),
             health,
         }
     }
 
-    /// Records an event, its text fields cut to [`MAX_FIELD_BYTES`].
-    pub fn emit(&self, mut event: Event) {
-        clip_in_place(&mut event.conn);
-        clip_in_place(&mut event.endpoint);
-        clip_in_place(&mut event.path);
-        clip_in_place(&mut event.channel);
-        clip_in_place(&mut event.user);
-        clip_in_place(&mut event.remote);
-        clip_in_place(&mut event.origin);
-        clip_in_place(&mut event.reason);
-        clip_in_place(&mut event.preview);
-        clip_in_place(&mut event.method);
-        // Serialised before the lock, numbered under it: `seq` is the first field, so
-        // numbering is writing its digits over the `0` (in room already there).
-        event.seq = 0;
-        let mut buf = Vec::with_capacity(512);
-        let _ = serde_json::to_writer(&mut buf, &event);
-        // serde_json writes UTF-8 only; the check cannot fail.
-        let mut json = String::from_utf8(buf).unwrap_or_default();
-        {
+    /// Records an event (its `seq` is given here), its text fields cut to
+    /// [`MAX_FIELD_BYTES`].
+    pub fn emit(&self, event: Event) {
+        thread_local! {
+            static AFTER_SEQ: std::cell::RefCell<String> = const {
+                std::cell::RefCell::new(String::new())
+            };
+        }
+        AFTER_SEQ.with_borrow_mut(|after_seq| {
+            // Serialised before the lock, numbered under it (`seq` comes first, so the
+            // rest is written into a reused buffer, and the lock only joins the two).
+            after_seq.clear();
+            json::write_after_seq(&event, after_seq);
+            // Allocated before the lock, filled under it.
+            let mut logged = Arc::new(Logged {
+                seq: 0,
+                kind: event.kind,
+                json: String::with_capacity(SEQ_PREFIX.len() + 20 + after_seq.len()),
+            });
             // Numbered, stored and sent under one lock: ring order, live order, file
             // order and `seq` agree, so a reader can join `recent()` and the live stream
             // without gaps or repeats.
             let mut ring = self.shared.ring.lock();
             ring.last_seq += 1;
-            event.seq = ring.last_seq;
-            if json.starts_with(SEQ_PREFIX) {
-                let mut digits = [0u8; 20];
-                json.replace_range(
-                    SEQ_PREFIX.len()..SEQ_PREFIX.len() + 1,
-                    decimal(event.seq, &mut digits),
-                );
+            if let Some(l) = Arc::get_mut(&mut logged) {
+                // Always: nothing else holds it yet.
+                l.seq = ring.last_seq;
+                l.json.push_str(SEQ_PREFIX);
+                l.json.push_str(decimal(l.seq, &mut [0; 20]));
+                l.json.push_str(after_seq);
             }
-            let logged = Arc::new(Logged { event, json });
             ring.bytes += logged.cost();
             ring.events.push_back(logged.clone());
+            // Freed after the lock.
+            let mut evicted = None;
             while ring.events.len() > self.ring_cap || ring.bytes > RING_MAX_BYTES {
-                match ring.events.pop_front() {
-                    Some(old) => ring.bytes -= old.cost(),
-                    None => break,
-                }
+                let Some(old) = ring.events.pop_front() else {
+                    break;
+                };
+                ring.bytes -= old.cost();
+                evicted = Some(old);
             }
-            let _ = self.live.send(logged.clone());
+            for feed in &mut ring.feeds {
+                feed.push(&logged.json);
+            }
             if self.file {
                 // Once the writer has stopped (or could not open the file) nothing would
                 // take the batch: count instead of holding.
-                if !ring.closing && ring.to_file.len() < FILE_QUEUE {
-                    ring.to_file.push(logged.clone());
+                if !ring.closing && ring.to_file.len() + logged.json.len() < FILE_QUEUE_BYTES {
                     // The writer sleeps only while its batch is empty: one wake per batch.
-                    if ring.to_file.len() == 1 {
+                    if ring.to_file.is_empty() {
                         self.shared.to_file.notify_one();
                     }
+                    ring.to_file.extend_from_slice(logged.json.as_bytes());
+                    ring.to_file.push(b'\n');
                 } else {
                     self.dropped.fetch_add(1, Ordering::Relaxed);
                 }
             }
-        }
+            drop(ring);
+            drop(evicted);
+        });
         if self.health.changed.swap(false, Ordering::AcqRel) {
             let mut e = Event::new(EventKind::ServerError);
             e.reason = Some(match self.file_error() {
@@ -402,9 +453,28 @@ impl EventLog {
         self.health.error.lock().clone()
     }
 
-    /// A live subscription. Subscribe first, then read [`EventLog::recent`], so nothing falls between.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Logged>> {
-        self.live.subscribe()
+    /// The ring's contents, oldest first, and a live feed of every event after them
+    /// (taken together: none is in both, none falls between). Each batch the feed gives
+    /// starts with `open`.
+    pub fn subscribe(&self, open: &'static str) -> (Vec<Arc<Logged>>, Feed) {
+        let ready = Arc::new(Notify::new());
+        let mut ring = self.shared.ring.lock();
+        let id = ring.next_feed;
+        ring.next_feed += 1;
+        ring.feeds.push(FeedBatch {
+            id,
+            open,
+            json: String::new(),
+            missed: 0,
+            ready: ready.clone(),
+        });
+        let recent = ring.events.iter().cloned().collect();
+        let feed = Feed {
+            id,
+            shared: self.shared.clone(),
+            ready,
+        };
+        (recent, feed)
     }
 
     /// The ring's contents, oldest first.
@@ -429,6 +499,60 @@ impl Drop for EventLog {
     fn drop(&mut self) {
         self.shared.ring.lock().closing = true;
         self.shared.to_file.notify_one();
+    }
+}
+
+impl FeedBatch {
+    fn push(&mut self, json: &str) {
+        if self.json.len() + json.len() + 1 > FEED_MAX_BYTES {
+            self.missed += 1;
+            return;
+        }
+        if self.json.is_empty() {
+            self.ready.notify_one();
+            self.json.push_str(self.open);
+        } else {
+            self.json.push(',');
+        }
+        self.json.push_str(json);
+    }
+}
+
+/// A live subscription to the log ([`EventLog::subscribe`]): the events emitted since,
+/// in `seq` order, gathered as JSON for the reader to take a batch at a time. A reader
+/// that does not take them for a while is not waited for: what does not fit in
+/// [`FEED_MAX_BYTES`] is counted as missed.
+#[derive(Debug)]
+pub struct Feed {
+    id: u64,
+    shared: Arc<Shared>,
+    ready: Arc<Notify>,
+}
+
+impl Feed {
+    /// Waits until something may be waiting (it may already have been taken).
+    pub async fn ready(&self) {
+        self.ready.notified().await;
+    }
+
+    /// Takes what waits: how many events were missed since the last take, and the
+    /// batch (its `open`, then the events' JSON separated by commas), if any event waits.
+    pub fn take(&self) -> (u64, Option<String>) {
+        let mut ring = self.shared.ring.lock();
+        let Some(feed) = ring.feeds.iter_mut().find(|f| f.id == self.id) else {
+            return (0, None);
+        };
+        // The next batch starts with room for as much as this one held.
+        let room = feed.json.len();
+        let json = std::mem::replace(&mut feed.json, String::with_capacity(room));
+        let missed = std::mem::take(&mut feed.missed);
+        (missed, (!json.is_empty()).then_some(json))
+    }
+}
+
+impl Drop for Feed {
+    fn drop(&mut self) {
+        self.shared.ring.lock().feeds.retain(|f| f.id != self.id);
     }
 }
 
@@ -465,6 +589,7 @@ fn write_file(path: PathBuf, shared: &Shared, health: &FileHealth) {
             return;
         }
     };
+    // The batch written last, emptied: swapped in for the next, so both keep their room.
     let mut batch = Vec::new();
     loop {
         let closing = {
@@ -478,11 +603,10 @@ fn write_file(path: PathBuf, shared: &Shared, health: &FileHealth) {
             std::thread::sleep(FILE_BATCH_DELAY);
         }
         std::mem::swap(&mut batch, &mut shared.ring.lock().to_file);
-        let mut r = Ok(());
-        for logged in batch.drain(..) {
-            r = r.and_then(|()| out.write_line(&logged.json));
-        }
-        r = r.and_then(|()| out.flush());
+        let r = out.write_lines(&batch).and_then(|()| out.flush());
+        batch.clear();
+        // A burst's buffer is not kept for good.
+        batch.shrink_to(1 << 20);
         match r {
             // Healthy again only once bytes reached the file, not the buffer.
             Ok(()) => health.set(None),
@@ -553,18 +677,39 @@ impl RotatingFile {
         })
     }
 
-    fn write_line(&mut self, json: &str) -> std::io::Result<()> {
-        if self.regular && self.size + json.len() as u64 + 1 > ROTATE_BYTES && self.size > 0 {
-            self.rotate()?;
-        }
-        if self.broken {
-            // What a full disk cut short is ended, so this line stays whole and parseable.
+    /// Appends `lines` (each ended by `\n`), rotating between two lines whenever the
+    /// next would take the file past [`ROTATE_BYTES`].
+    fn write_lines(&mut self, mut lines: &[u8]) -> std::io::Result<()> {
+        if self.broken && !lines.is_empty() {
+            // What a full disk cut short is ended, so the next line stays whole and parseable.
             self.out.write_all(b"\n")?;
             self.broken = false;
         }
-        self.out.write_all(json.as_bytes())?;
-        self.out.write_all(b"\n")?;
-        self.size += json.len() as u64 + 1;
+        while !lines.is_empty() {
+            let room = if self.regular {
+                ROTATE_BYTES.saturating_sub(self.size) as usize
+            } else {
+                usize::MAX
+            };
+            // The whole lines that fit; at least one, into a fresh file if need be.
+            let mut take = match lines.get(..room) {
+                None => lines.len(),
+                Some(fits) => fits.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1),
+            };
+            if take == 0 {
+                if self.size > 0 {
+                    self.rotate()?;
+                    continue;
+                }
+                take = lines
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map_or(lines.len(), |i| i + 1);
+            }
+            self.out.write_all(&lines[..take])?;
+            self.size += take as u64;
+            lines = &lines[take..];
+        }
         Ok(())
     }
 
@@ -662,7 +807,7 @@ mod tests {
         }
         let recent = log.recent();
         assert_eq!(recent.len(), 3);
-        assert_eq!(recent[0].event.bytes, Some(2));
+        assert!(recent[0].json.contains("\"bytes\":2"), "{}", recent[0].json);
         log.close().await;
         tracker.close();
         tracker.wait().await;
@@ -671,9 +816,10 @@ mod tests {
         assert!(text.lines().all(|l| l.contains("\"kind\":\"message_in\"")));
 
         let mut f = RotatingFile::open(dir.join("r.jsonl")).unwrap();
-        let line = "x".repeat(1 << 20);
-        for _ in 0..25 {
-            f.write_line(&line).unwrap();
+        let mut line = "x".repeat(1 << 20);
+        line.push('\n');
+        for _ in 0..5 {
+            f.write_lines(line.repeat(5).as_bytes()).unwrap();
         }
         f.flush().unwrap();
         assert!(numbered(&dir.join("r.jsonl"), 2).exists());
@@ -717,6 +863,56 @@ mod tests {
         let other = std::fs::read_to_string(own_name(&path)).unwrap();
         assert!(other.contains("published") && !other.contains("server_started"));
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_feed_starts_after_the_ring_and_gathers_what_follows() {
+        let log = EventLog::new(10, None, &tokio_util::task::TaskTracker::new());
+        log.emit(Event::new(EventKind::ServerStarted));
+        let (recent, feed) = log.subscribe("[");
+        assert_eq!(recent.iter().map(|l| l.seq).collect::<Vec<_>>(), [1]);
+        assert_eq!(feed.take(), (0, None));
+        for i in 0..3 {
+            let mut e = Event::new(EventKind::MessageIn);
+            e.bytes = Some(i);
+            log.emit(e);
+        }
+        tokio::time::timeout(std::time::Duration::from_secs(5), feed.ready())
+            .await
+            .expect("the first event wakes the reader");
+        let (missed, batch) = feed.take();
+        let events: Vec<serde_json::Value> =
+            serde_json::from_str(&format!("{}]", batch.unwrap())).unwrap();
+        assert_eq!(missed, 0);
+        let seqs: Vec<_> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+        assert_eq!(seqs, [2, 3, 4]);
+        assert_eq!(events[2]["bytes"], 2);
+        assert_eq!(feed.take(), (0, None));
+        drop(feed);
+        assert!(log.shared.ring.lock().feeds.is_empty());
+    }
+
+    #[test]
+    fn a_feed_nobody_takes_from_counts_what_does_not_fit() {
+        let log = EventLog::new(10, None, &tokio_util::task::TaskTracker::new());
+        let (_, feed) = log.subscribe("[");
+        let n = FEED_MAX_BYTES / 500 + 100;
+        for _ in 0..n {
+            let mut e = Event::new(EventKind::Published);
+            e.reason = Some("x".repeat(500));
+            log.emit(e);
+        }
+        let (missed, batch) = feed.take();
+        let batch = batch.unwrap();
+        assert!(batch.len() <= FEED_MAX_BYTES);
+        let kept: Vec<serde_json::Value> = serde_json::from_str(&format!("{batch}]")).unwrap();
+        assert!(missed > 0);
+        assert_eq!(kept.len() as u64 + missed, n as u64);
+        // Taken, it gathers again, and the gap shows in `seq`.
+        log.emit(Event::new(EventKind::Published));
+        let (missed, batch) = feed.take();
+        assert_eq!(missed, 0);
+        assert!(batch.unwrap().starts_with(&format!("[{{\"seq\":{}", n + 1)));
     }
 
     #[test]

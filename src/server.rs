@@ -12,7 +12,7 @@ use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -25,7 +25,7 @@ use crate::config::Config;
 use crate::datadir::Paths;
 use crate::dispatch;
 use crate::endpoint::Endpoints;
-use crate::events::{Event, EventKind, EventLog, Logged};
+use crate::events::{Event, EventKind, EventLog, Feed, Logged};
 use crate::hub::{Hub, Target};
 use crate::portinfo::{self, Holder};
 use crate::proxy::Proxy;
@@ -292,9 +292,10 @@ impl ServerHandle {
         self.shared.stats.clone()
     }
 
-    /// Live events; subscribe before reading [`ServerHandle::recent_events`].
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Logged>> {
-        self.shared.events.subscribe()
+    /// The events in the ring and a live feed of those after them; see
+    /// [`crate::events::EventLog::subscribe`].
+    pub fn subscribe(&self, open: &'static str) -> (Vec<Arc<Logged>>, Feed) {
+        self.shared.events.subscribe(open)
     }
 
     /// Events in the ring, oldest first.

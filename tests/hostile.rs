@@ -237,8 +237,11 @@ async fn a_full_disk_for_the_log_keeps_the_server_serving_and_says_so() -> Resul
         .handle
         .recent_events()
         .iter()
-        .filter(|l| l.event.kind == sockpit::events::EventKind::ServerError)
-        .filter_map(|l| l.event.reason.clone())
+        .filter(|l| l.kind == sockpit::events::EventKind::ServerError)
+        .filter_map(|l| {
+            let event: serde_json::Value = serde_json::from_str(&l.json).ok()?;
+            Some(event["reason"].as_str()?.to_string())
+        })
         .collect();
     assert_eq!(said.len(), 1, "{said:?}");
     assert!(

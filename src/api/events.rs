@@ -9,13 +9,13 @@ use futures_util::{SinkExt, StreamExt};
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::Response;
-use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::time::Instant;
 use tungstenite::{Message, Utf8Bytes};
 
 use super::ApiError;
 use crate::close::CloseCode;
 use crate::connection::{CLOSE_WRITE_GRACE, send_close};
+use crate::events::Feed;
 use crate::origin::{check_origin, is_same_origin};
 use crate::socket::{Socket, Upgrade, socket_config};
 use crate::state::Shared;
@@ -47,28 +47,27 @@ pub(super) async fn handler(
 /// How long the last frame may take to write when the server stops.
 const CLOSE_GRACE_UI: Duration = Duration::from_secs(1);
 
-/// Longest batch of events in one frame.
-const EVENT_BATCH: usize = 16384;
 /// Least time between two event frames: under a flood the UI gets a frame this often
-/// (up to [`EVENT_BATCH`] events, 320k a second) instead of one per event, so neither
-/// this task nor the browser wakes per event; a lone event still goes out at once.
+/// (every event since the last, up to the feed's room) instead of one per event, so
+/// neither this task nor the browser wakes per event; a lone event still goes out at once.
 const EVENT_FRAME_GAP: Duration = Duration::from_millis(50);
+
+/// How an `events` frame starts; the feed gathers each batch behind it, so the frame
+/// is sent as gathered.
+const EVENTS_OPEN: &str = "{\"type\":\"events\",\"events\":[";
 
 /// `{"type":"hello"}` with the ring and stats, then `{"type":"events"}` batches as they
 /// happen and `{"type":"stats"}` every 250 ms, until the client or the server stops.
 /// Every write watches the stop signal and has a deadline: a UI tab that stopped
 /// reading can neither stall shutdown nor hold this task.
 async fn stream_events(mut socket: Socket, shared: Arc<Shared>) {
-    // Subscribe before reading the ring so nothing falls between; events in both are
-    // told apart by `seq`.
-    let mut live = shared.events.subscribe();
+    let (recent, feed) = shared.events.subscribe(EVENTS_OPEN);
     let mut stats_rx = shared.stats.clone();
-    let recent = shared.events.recent();
-    let seen = recent.last().map_or(0, |l| l.event.seq);
     let jsons: Vec<&str> = recent.iter().map(|l| l.json.as_str()).collect();
     // Frames to send, oldest first (shared bytes: a retry does not copy a frame).
     let mut pending: Vec<Utf8Bytes> =
         vec![hello_frame(&jsons, &stats_rx.borrow_and_update()).into()];
+    drop(jsons);
     drop(recent);
     let mut last_frame = Instant::now();
     'stream: loop {
@@ -88,13 +87,7 @@ async fn stream_events(mut socket: Socket, shared: Arc<Shared>) {
         tokio::select! {
             biased;
             _ = shared.stop.cancelled() => break,
-            r = live.recv() => {
-                let (mut batch, mut missed) = (Vec::new(), 0);
-                match r {
-                    Ok(first) => batch.push(first),
-                    Err(RecvError::Lagged(n)) => missed += n,
-                    Err(RecvError::Closed) => break,
-                }
+            () = feed.ready() => {
                 let mut stopping = false;
                 if let Some(wait) = (last_frame + EVENT_FRAME_GAP).checked_duration_since(Instant::now()) {
                     tokio::select! {
@@ -104,7 +97,7 @@ async fn stream_events(mut socket: Socket, shared: Arc<Shared>) {
                     }
                 }
                 last_frame = Instant::now();
-                take_events(&mut live, batch, missed, seen, &mut pending);
+                take_events(&feed, &mut pending);
                 if stopping {
                     break;
                 }
@@ -128,7 +121,7 @@ async fn stream_events(mut socket: Socket, shared: Arc<Shared>) {
     }
     // What happened up to the stop still goes out: what was waiting, then the rest, in
     // one bounded last attempt.
-    take_events(&mut live, Vec::new(), 0, seen, &mut pending);
+    take_events(&feed, &mut pending);
     let _ = tokio::time::timeout(CLOSE_GRACE_UI, async {
         for frame in pending {
             if socket.send(Message::Text(frame)).await.is_err() {
@@ -140,34 +133,16 @@ async fn stream_events(mut socket: Socket, shared: Arc<Shared>) {
     send_close(&mut socket, CloseCode::GoingAway.code(), "server stopping").await;
 }
 
-/// Adds to `batch` what `live` holds (up to [`EVENT_BATCH`] in all) and queues it as a
-/// frame, after a `lagged` frame when events were missed.
-fn take_events(
-    live: &mut tokio::sync::broadcast::Receiver<Arc<crate::events::Logged>>,
-    mut batch: Vec<Arc<crate::events::Logged>>,
-    mut missed: u64,
-    seen: u64,
-    pending: &mut Vec<Utf8Bytes>,
-) {
-    while batch.len() < EVENT_BATCH {
-        match live.try_recv() {
-            Ok(more) => batch.push(more),
-            Err(TryRecvError::Lagged(n)) => missed += n,
-            Err(_) => break,
-        }
+/// Queues what the feed gathered as an `events` frame, then a `lagged` frame if events
+/// did not fit (they came after the batch).
+fn take_events(feed: &Feed, pending: &mut Vec<Utf8Bytes>) {
+    let (missed, batch) = feed.take();
+    if let Some(mut frame) = batch {
+        frame.push_str("]}");
+        pending.push(frame.into());
     }
     if missed > 0 {
         pending.push(format!("{{\"type\":\"lagged\",\"missed\":{missed}}}").into());
-    }
-    batch.retain(|l| l.event.seq > seen);
-    if !batch.is_empty() {
-        pending.push(
-            format!(
-                "{{\"type\":\"events\",\"events\":[{}]}}",
-                join_json(batch.iter().map(|l| l.json.as_str()))
-            )
-            .into(),
-        );
     }
 }
 
@@ -210,5 +185,23 @@ mod tests {
         })
         .unwrap();
         assert_eq!(joined, typed);
+    }
+
+    #[test]
+    fn gathered_frames_match_the_type() {
+        let log = crate::events::EventLog::new(10, None, &tokio_util::task::TaskTracker::new());
+        let (_, feed) = log.subscribe(EVENTS_OPEN);
+        let mut events = Vec::new();
+        for (seq, kind) in [(1, EventKind::Connected), (2, EventKind::MessageIn)] {
+            let mut e = Event::new(kind);
+            e.conn = Some("c1".into());
+            log.emit(e.clone());
+            e.seq = seq;
+            events.push(e);
+        }
+        let mut pending = Vec::new();
+        take_events(&feed, &mut pending);
+        let typed = serde_json::to_string(&EventsFrame::Events { events }).unwrap();
+        assert_eq!(pending, [Utf8Bytes::from(typed)]);
     }
 }
