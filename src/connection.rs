@@ -188,6 +188,20 @@ fn emit_connected(shared: &Shared, conn: &Conn) {
     shared.events.emit(connected);
 }
 
+/// `fut`, given at most `limit` — the timer armed only if it does not finish at once, as
+/// nearly every write on a healthy socket does (arming one per message is a clock read
+/// and a timer registration each).
+pub(crate) async fn within<F: Future>(
+    limit: Duration,
+    fut: F,
+) -> Result<F::Output, tokio::time::error::Elapsed> {
+    let mut fut = std::pin::pin!(fut);
+    if let std::task::Poll::Ready(out) = futures_util::poll!(&mut fut) {
+        return Ok(out);
+    }
+    timeout(limit, fut).await
+}
+
 /// Most frames written per flush.
 const BURST: usize = 64;
 

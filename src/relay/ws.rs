@@ -384,7 +384,7 @@ async fn pump(
                         continue;
                     };
                     count(shared, conn, &out, EventKind::MessageIn);
-                    match timeout(idle, u_tx.send(out)).await {
+                    match connection::within(idle, u_tx.send(out)).await {
                         Ok(Ok(())) => {}
                         Ok(Err(_)) => {
                             return End::Close(Close::new(
@@ -449,7 +449,7 @@ async fn pump(
                     Message::Ping(Default::default())
                 }
             };
-            if !matches!(timeout(idle, b_tx.send(out)).await, Ok(Ok(()))) {
+            if !matches!(connection::within(idle, b_tx.send(out)).await, Ok(Ok(()))) {
                 return End::Close(stalled());
             }
         }
