@@ -17,7 +17,7 @@ use tungstenite::protocol::CloseFrame;
 
 use crate::close::{CloseCode, DropReason};
 use crate::config::{EndpointConfig, OnMessage};
-use crate::events::{Event, EventKind, preview};
+use crate::events::{EventKind, preview};
 use crate::hub::{Close, Conn, Slot, Target};
 use crate::socket::Socket;
 use crate::state::Shared;
@@ -160,16 +160,8 @@ pub(crate) fn run(
             };
             conn.counters.msgs_out.fetch_add(n, Ordering::Relaxed);
             conn.counters.bytes_out.fetch_add(bytes, Ordering::Relaxed);
-            shared
-                .hub
-                .stats
-                .messages_out
-                .fetch_add(n, Ordering::Relaxed);
-            shared
-                .hub
-                .stats
-                .bytes_out
-                .fetch_add(bytes, Ordering::Relaxed);
+            shared.hub.stats.messages_out.add(n);
+            shared.hub.stats.bytes_out.add(bytes);
         };
 
         if close.code != CloseCode::Abnormal.code() {
@@ -183,7 +175,7 @@ pub(crate) fn run(
 }
 
 fn emit_connected(shared: &Shared, conn: &Conn) {
-    let mut connected = conn_event(conn, EventKind::Connected);
+    let mut connected = conn.event(EventKind::Connected);
     connected.channel = conn.meta.channels.first().cloned();
     shared.events.emit(connected);
 }
@@ -325,14 +317,14 @@ fn handle_message(
     let len = payload_len(&msg);
     conn.counters.msgs_in.fetch_add(1, Ordering::Relaxed);
     conn.counters.bytes_in.fetch_add(len, Ordering::Relaxed);
-    shared.hub.stats.messages_in.fetch_add(1, Ordering::Relaxed);
-    shared.hub.stats.bytes_in.fetch_add(len, Ordering::Relaxed);
+    shared.hub.stats.messages_in.add(1);
+    shared.hub.stats.bytes_in.add(len);
 
     let text = match &msg {
         Message::Text(t) => Some(t.as_str()),
         _ => None,
     };
-    let mut ev = conn_event(conn, EventKind::MessageIn);
+    let mut ev = conn.event(EventKind::MessageIn);
     ev.bytes = Some(len);
     let preview_text = Some(preview(text, len as usize));
     ev.preview = preview_text.clone();
@@ -342,7 +334,7 @@ fn handle_message(
         OnMessage::Drop => return None,
         OnMessage::Webhook => {
             if let Some(Err(_)) = hook.map(|h| h.try_send(msg)) {
-                let mut e = conn_event(conn, EventKind::WebhookFailed);
+                let mut e = conn.event(EventKind::WebhookFailed);
                 e.reason = Some(format!(
                     "{WEBHOOK_QUEUE} messages already wait for the webhook: this one is dropped"
                 ));
@@ -365,24 +357,13 @@ fn handle_message(
             (None, n, Some(channel))
         }
     };
-    let mut out = conn_event(conn, EventKind::MessageOut);
+    let mut out = conn.event(EventKind::MessageOut);
     out.channel = channel;
     out.bytes = Some(len);
     out.preview = preview_text;
     out.delivered = Some(delivered);
     shared.events.emit(out);
     reply
-}
-
-pub(crate) fn conn_event(conn: &Conn, kind: EventKind) -> Event {
-    let mut e = Event::new(kind);
-    let t = &conn.tags;
-    e.conn = Some(t.conn.clone());
-    e.endpoint = Some(t.endpoint.clone());
-    e.user = t.user.clone();
-    e.remote = Some(t.remote.clone());
-    e.origin = t.origin.clone();
-    e
 }
 
 /// Messages a connection may have waiting for its webhook.
@@ -455,7 +436,7 @@ async fn post_hooks(
 
 pub(crate) fn finish(shared: &Shared, conn: &Conn, code: u16, reason: &str, by_client: bool) {
     shared.hub.unregister(conn);
-    let mut e = conn_event(conn, EventKind::Disconnected);
+    let mut e = conn.event(EventKind::Disconnected);
     e.code = Some(code);
     e.reason = Some(if reason.is_empty() && by_client {
         "closed by client".to_string()

@@ -17,6 +17,8 @@ use ts_rs::TS;
 
 mod json;
 
+pub use json::ConnFields;
+
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
 #[serde(rename_all = "snake_case")]
@@ -138,6 +140,14 @@ pub struct Event {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
     pub duration_ms: Option<u64>,
+    /// `conn`, `endpoint`, `user`, `remote` and `origin` as a connection's events all say
+    /// them, written as JSON once per connection; an event about a connection carries
+    /// these instead of the five fields (which it leaves empty). Only the log's writer
+    /// reads it (`events/json.rs`, which writes every event the log keeps); the derive
+    /// above describes the JSON either way.
+    #[serde(skip)]
+    #[ts(skip)]
+    pub conn_fields: Option<ConnFields>,
 }
 
 impl Event {
@@ -162,6 +172,7 @@ impl Event {
             method: None,
             status: None,
             duration_ms: None,
+            conn_fields: None,
         }
     }
 }
@@ -396,47 +407,55 @@ impl EventLog {
             // Numbered, stored and sent under one lock: ring order, live order, file
             // order and `seq` agree, so a reader can join `recent()` and the live stream
             // without gaps or repeats.
-            let mut ring = self.shared.ring.lock();
+            let mut guard = self.shared.ring.lock();
+            let ring = &mut *guard;
             ring.last_seq += 1;
             if let Some(l) = Arc::get_mut(&mut logged) {
                 // Always: nothing else holds it yet.
                 l.seq = ring.last_seq;
                 l.json.push_str(SEQ_PREFIX);
-                l.json.push_str(decimal(l.seq, &mut [0; 20]));
+                l.json.push_str(itoa::Buffer::new().format(l.seq));
                 l.json.push_str(after_seq);
             }
-            ring.bytes += logged.cost();
-            ring.events.push_back(logged.clone());
-            // Freed after the lock.
+            // Room first, so the ring takes this reference (no count to raise and drop
+            // per event); what leaves is freed after the lock.
+            let cost = logged.cost();
             let mut evicted = None;
-            while ring.events.len() > self.ring_cap || ring.bytes > RING_MAX_BYTES {
+            while ring.events.len() >= self.ring_cap || ring.bytes + cost > RING_MAX_BYTES {
                 let Some(old) = ring.events.pop_front() else {
                     break;
                 };
                 ring.bytes -= old.cost();
                 evicted = Some(old);
             }
+            ring.bytes += cost;
+            ring.events.push_back(logged);
+            let json = ring.events.back().map_or("", |l| l.json.as_str());
             for feed in &mut ring.feeds {
-                feed.push(&logged.json);
+                feed.push(json);
             }
             if self.file {
                 // Once the writer has stopped (or could not open the file) nothing would
                 // take the batch: count instead of holding.
-                if !ring.closing && ring.to_file.len() + logged.json.len() < FILE_QUEUE_BYTES {
+                if !ring.closing && ring.to_file.len() + json.len() < FILE_QUEUE_BYTES {
                     // The writer sleeps only while its batch is empty: one wake per batch.
                     if ring.to_file.is_empty() {
                         self.shared.to_file.notify_one();
                     }
-                    ring.to_file.extend_from_slice(logged.json.as_bytes());
+                    ring.to_file.extend_from_slice(json.as_bytes());
                     ring.to_file.push(b'\n');
                 } else {
                     self.dropped.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            drop(ring);
+            drop(guard);
             drop(evicted);
         });
-        if self.health.changed.swap(false, Ordering::AcqRel) {
+        // Read before swapped: a swap per event would bounce the flag's cache line
+        // between the cores on every event.
+        if self.health.changed.load(Ordering::Relaxed)
+            && self.health.changed.swap(false, Ordering::AcqRel)
+        {
             let mut e = Event::new(EventKind::ServerError);
             e.reason = Some(match self.file_error() {
                 Some(err) => format!(
@@ -554,20 +573,6 @@ impl Drop for Feed {
     fn drop(&mut self) {
         self.shared.ring.lock().feeds.retain(|f| f.id != self.id);
     }
-}
-
-/// `n` in decimal, written into `buf`.
-fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &str {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    std::str::from_utf8(&buf[i..]).unwrap_or("0")
 }
 
 /// Runs on a blocking thread so a slow disk stalls only this thread, never a runtime worker.

@@ -17,6 +17,7 @@ use ts_rs::TS;
 use tungstenite::Message;
 
 use crate::close::{CloseCode, DropReason};
+use crate::events::{ConnFields, Event, EventKind};
 use crate::outbox::{self, Outbox};
 
 /// A close code and reason.
@@ -51,33 +52,6 @@ pub struct Counters {
     pub bytes_out: AtomicU64,
 }
 
-/// What an event says of the connection it is about.
-#[derive(Debug, Clone)]
-pub struct EventTags {
-    /// `c<id>`.
-    pub conn: Arc<str>,
-    /// The endpoint's path pattern.
-    pub endpoint: Arc<str>,
-    /// The token's user id.
-    pub user: Option<Arc<str>>,
-    /// Peer address.
-    pub remote: Arc<str>,
-    /// Origin header.
-    pub origin: Option<Arc<str>>,
-}
-
-impl EventTags {
-    fn of(id: u64, meta: &ConnMeta) -> Self {
-        Self {
-            conn: format!("c{id}").into(),
-            endpoint: meta.endpoint.as_str().into(),
-            user: meta.user.as_deref().map(Arc::from),
-            remote: meta.remote.to_string().into(),
-            origin: meta.origin.as_deref().map(Arc::from),
-        }
-    }
-}
-
 /// A live connection as the rest of the server sees it.
 #[derive(Debug)]
 pub struct Conn {
@@ -85,9 +59,9 @@ pub struct Conn {
     pub id: u64,
     /// Who and where, fixed at the handshake.
     pub meta: ConnMeta,
-    /// The same, as every event about this connection names it: built once here, then
-    /// shared by each event (a reference count, not a string per event).
-    pub tags: EventTags,
+    /// The same, as every event about this connection names it: written as JSON once
+    /// here, then shared by each event (a reference count, not a string per event).
+    pub tags: ConnFields,
     /// When the handshake completed.
     pub since: SystemTime,
     /// Traffic counters.
@@ -126,6 +100,13 @@ impl Conn {
     /// The close requested, if any.
     pub fn close_reason(&self) -> Option<Close> {
         self.close_reason.lock().clone()
+    }
+
+    /// An event about this connection, naming it as all its events do.
+    pub fn event(&self, kind: EventKind) -> Event {
+        let mut e = Event::new(kind);
+        e.conn_fields = Some(self.tags.clone());
+        e
     }
 
     /// Queues a frame; a full queue closes the connection (slow-client policy).
@@ -180,17 +161,49 @@ pub fn user_channel(user: &str) -> String {
     format!("user.{user}")
 }
 
+/// A server-wide count that every message adds to, from every worker thread: one slot
+/// per thread (a cache line each), summed when read. One atomic bumped by every message
+/// on both cores would move its cache line between them on every message.
+#[derive(Debug, Default)]
+pub struct Counter([CounterSlot; COUNTER_SLOTS]);
+
+/// Threads beyond this many share slots (still correct, only contended again).
+const COUNTER_SLOTS: usize = 8;
+
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct CounterSlot(AtomicU64);
+
+impl Counter {
+    /// Adds `n`.
+    pub fn add(&self, n: u64) {
+        thread_local! {
+            static SLOT: usize = {
+                static NEXT: AtomicUsize = AtomicUsize::new(0);
+                NEXT.fetch_add(1, Ordering::Relaxed) % COUNTER_SLOTS
+            };
+        }
+        let slot = SLOT.with(|s| *s);
+        self.0[slot].0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The total so far.
+    pub fn get(&self) -> u64 {
+        self.0.iter().map(|s| s.0.load(Ordering::Relaxed)).sum()
+    }
+}
+
 /// Server-wide counters behind `/api/stats` and `/metrics`.
 #[derive(Debug, Default)]
 pub struct HubStats {
     /// Messages received from clients.
-    pub messages_in: AtomicU64,
+    pub messages_in: Counter,
     /// Messages written to clients.
-    pub messages_out: AtomicU64,
+    pub messages_out: Counter,
     /// Bytes received from clients.
-    pub bytes_in: AtomicU64,
+    pub bytes_in: Counter,
     /// Bytes written to clients.
-    pub bytes_out: AtomicU64,
+    pub bytes_out: Counter,
     /// Publishes (API, library, UI).
     pub published: AtomicU64,
     /// Handshakes by verdict: `None` accepted, else the refusal's close code.
@@ -327,7 +340,13 @@ impl Hub {
         meta.join_user_channel();
         let conn = Arc::new(Conn {
             id,
-            tags: EventTags::of(id, &meta),
+            tags: ConnFields::new(
+                &format!("c{id}"),
+                &meta.endpoint,
+                meta.user.as_deref(),
+                &meta.remote.to_string(),
+                meta.origin.as_deref(),
+            ),
             meta,
             since: SystemTime::now(),
             counters: Counters::default(),

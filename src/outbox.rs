@@ -11,6 +11,7 @@
 
 use std::collections::VecDeque;
 use std::future::poll_fn;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Poll;
 
 use futures_util::task::AtomicWaker;
@@ -30,6 +31,9 @@ pub enum Refused {
 #[derive(Debug, Default)]
 pub struct Outbox {
     state: Mutex<State>,
+    /// Set (under the lock) while frames wait or a close is asked for: the reader looks
+    /// here first, so its turns with nothing to do take no lock (most turns of an echo).
+    pending: AtomicBool,
     reader: AtomicWaker,
 }
 
@@ -57,6 +61,7 @@ impl Outbox {
                 return Err(Refused::Full);
             }
             s.frames.push_back(msg);
+            self.pending.store(true, Ordering::Release);
         }
         self.reader.wake();
         Ok(())
@@ -64,15 +69,10 @@ impl Outbox {
 
     /// The next frame, if one waits (and no close was asked for).
     pub fn try_pop(&self) -> Option<Message> {
-        let mut s = self.state.lock();
-        if s.closing {
-            return None;
+        match self.next() {
+            Some(Some(msg)) => Some(msg),
+            _ => None,
         }
-        let msg = s.frames.pop_front()?;
-        if s.frames.is_empty() && s.frames.capacity() > KEEP {
-            s.frames = VecDeque::new();
-        }
-        Some(msg)
     }
 
     /// Waits for the next frame; `None` once a close is asked for (what still waits is
@@ -92,21 +92,38 @@ impl Outbox {
         .await
     }
 
+    /// `Some(None)` if a close was asked for, `Some(Some(frame))` if one waits; one lock,
+    /// none when nothing is pending.
     fn next(&self) -> Option<Option<Message>> {
-        if self.is_closing() {
+        if !self.pending.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut s = self.state.lock();
+        if s.closing {
             return Some(None);
         }
-        self.try_pop().map(Some)
+        let msg = s.frames.pop_front();
+        if s.frames.is_empty() {
+            self.pending.store(false, Ordering::Release);
+            if s.frames.capacity() > KEEP {
+                s.frames = VecDeque::new();
+            }
+        }
+        msg.map(Some)
     }
 
     /// Whether no frame waits.
     pub fn is_empty(&self) -> bool {
-        self.state.lock().frames.is_empty()
+        !self.pending.load(Ordering::Acquire) || self.state.lock().frames.is_empty()
     }
 
     /// Asks the reader to close; wakes it.
     pub fn ask_close(&self) {
-        self.state.lock().closing = true;
+        {
+            let mut s = self.state.lock();
+            s.closing = true;
+            self.pending.store(true, Ordering::Release);
+        }
         self.reader.wake();
     }
 

@@ -214,10 +214,7 @@ impl Shared {
             Err(_) => (Message::Binary(reply), preview(None, len)),
         };
         let delivered = self.hub.send_to(conn, msg);
-        let mut out = Event::new(EventKind::MessageOut);
-        out.conn = Some(conn.tags.conn.clone());
-        out.endpoint = Some(conn.tags.endpoint.clone());
-        out.user = conn.tags.user.clone();
+        let mut out = conn.event(EventKind::MessageOut);
         out.bytes = Some(len as u64);
         out.preview = Some(text);
         out.delivered = Some(u64::from(delivered));

@@ -379,3 +379,60 @@ async fn a_huge_upstream_answer_streams_through_in_constant_memory() -> Result<(
     );
     Ok(())
 }
+
+/// A 300 KB frame sent 997 bytes at a time with pauses: the server's reader (tungstenite,
+/// patched to read the rest of a frame in one call: vendor/README.md) must put the pieces
+/// together as they come, and the echo must be the frame, byte for byte.
+#[tokio::test]
+async fn a_large_frame_trickled_in_pieces_is_echoed_whole() -> Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let srv = TestServer::start(config_from(
+        "[[endpoint]]\npath = \"/ws/echo/\"\nauth = \"none\"\non_message = \"echo\"\n",
+    ))
+    .await;
+    let mut tcp = tokio::net::TcpStream::connect(srv.handle.local_addr()).await?;
+    tcp.write_all(
+        b"GET /ws/echo/ HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n\
+          Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+          Sec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .await?;
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(tcp.read_u8().await?);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+
+    let payload: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let mask = [0x12, 0x34, 0x56, 0x78];
+    let mut frame = vec![0x82, 0x80 | 127];
+    frame.extend((payload.len() as u64).to_be_bytes());
+    frame.extend(mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    for (i, piece) in frame.chunks(997).enumerate() {
+        tcp.write_all(piece).await?;
+        if i % 25 == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+    }
+
+    let mut echo_head = [0u8; 10];
+    tcp.read_exact(&mut echo_head).await?;
+    assert_eq!(
+        echo_head[..2],
+        [0x82, 127],
+        "an unmasked binary frame, 64-bit length"
+    );
+    assert_eq!(
+        u64::from_be_bytes(echo_head[2..].try_into()?),
+        payload.len() as u64
+    );
+    let mut echo = vec![0u8; payload.len()];
+    tcp.read_exact(&mut echo).await?;
+    assert!(echo == payload, "the echo differs from what was sent");
+    Ok(())
+}

@@ -169,8 +169,21 @@ async fn messages_connects_and_disconnects_reach_a_python_backend_and_replies_co
         "{order:?}"
     );
 
-    // The delivery log lists them, and re-sends.
-    let log: Value = server.get_json("/_sockpit/api/webhooks").await;
+    // The delivery log lists them, and re-sends. The backend has the disconnect; its
+    // delivery is logged once the backend's answer is back, so wait for that.
+    let mut log: Value = server.get_json("/_sockpit/api/webhooks").await;
+    for _ in 0..100 {
+        if log["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["kind"] == "disconnect")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        log = server.get_json("/_sockpit/api/webhooks").await;
+    }
     let deliveries = log["deliveries"].as_array().unwrap();
     let kinds: Vec<&str> = deliveries
         .iter()

@@ -338,6 +338,8 @@ struct Fanout {
     p99: f64,
     max: f64,
     cpu_us_per_delivery: f64,
+    /// The load generator's own CPU (this process, sharing the cores): the latency floor.
+    generator_us_per_delivery: f64,
 }
 
 async fn fanout_latency(kind: Kind, subs: u64, rate: u64, secs: u64) -> Result<Fanout> {
@@ -374,7 +376,7 @@ async fn fanout_latency(kind: Kind, subs: u64, rate: u64, secs: u64) -> Result<F
     wait_connections(srv.port, subs, Duration::from_secs(30)).await?;
     let http = reqwest::Client::new();
     let url = format!("http://127.0.0.1:{}/_sockpit/api/publish", srv.port);
-    let cpu0 = cpu_secs(srv.pid)?;
+    let (cpu0, gen0) = (cpu_secs(srv.pid)?, cpu_secs(std::process::id())?);
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
     for i in 0..publishes {
         tick.tick().await;
@@ -397,7 +399,7 @@ async fn fanout_latency(kind: Kind, subs: u64, rate: u64, secs: u64) -> Result<F
     for r in readers {
         all.extend(r.await?.into_iter().map(f64::from));
     }
-    let cpu1 = cpu_secs(srv.pid)?;
+    let (cpu1, gen1) = (cpu_secs(srv.pid)?, cpu_secs(std::process::id())?);
     let delivered = all.len() as u64;
     all.sort_by(|a, b| a.total_cmp(b));
     Ok(Fanout {
@@ -407,6 +409,7 @@ async fn fanout_latency(kind: Kind, subs: u64, rate: u64, secs: u64) -> Result<F
         p99: percentile(&all, 0.99),
         max: all.last().copied().unwrap_or(f64::NAN),
         cpu_us_per_delivery: (cpu1 - cpu0) * 1e6 / delivered.max(1) as f64,
+        generator_us_per_delivery: (gen1 - gen0) * 1e6 / delivered.max(1) as f64,
     })
 }
 
@@ -685,14 +688,15 @@ async fn fanout_scenarios(secs: u64) -> Result<()> {
         for kind in [Kind::Reference, Kind::Sockpit] {
             let r = fanout_latency(kind, subs, rate, secs).await?;
             println!(
-                "  {:>9}: {}/{} delivered, publish→delivery p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; server CPU {:.2} µs per delivery",
+                "  {:>9}: {}/{} delivered, publish→delivery p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; server CPU {:.2} µs per delivery (load generator {:.2})",
                 kind.name(),
                 r.delivered,
                 r.expected,
                 r.p50,
                 r.p99,
                 r.max,
-                r.cpu_us_per_delivery
+                r.cpu_us_per_delivery,
+                r.generator_us_per_delivery
             );
             res.push(r);
         }

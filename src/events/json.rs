@@ -3,7 +3,44 @@
 //! is two events, and serde's escaping, a table look-up per character, was the largest
 //! single cost of an event in the echo bench's profile.
 
-use super::{Event, MAX_FIELD_BYTES, decimal};
+use std::sync::Arc;
+
+use super::{Event, MAX_FIELD_BYTES};
+
+/// A connection's fields of its events (`conn`, `endpoint`, `user`, `remote`, `origin`),
+/// written as JSON once, when the connection opens: every message is two events, and
+/// escaping and copying five short strings field by field was most of an event's cost.
+/// Cloning shares the text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnFields {
+    /// `,"conn":…,"endpoint":…` then `,"user":…,"remote":…,"origin":…`: the event's
+    /// `path` and `channel` go between the two.
+    json: Arc<str>,
+    split: usize,
+}
+
+impl ConnFields {
+    /// The fields, each cut to [`MAX_FIELD_BYTES`] as an event's fields are.
+    pub fn new(
+        conn: &str,
+        endpoint: &str,
+        user: Option<&str>,
+        remote: &str,
+        origin: Option<&str>,
+    ) -> Self {
+        let mut json = String::new();
+        text(&mut json, "conn", Some(conn));
+        text(&mut json, "endpoint", Some(endpoint));
+        let split = json.len();
+        text(&mut json, "user", user);
+        text(&mut json, "remote", Some(remote));
+        text(&mut json, "origin", origin);
+        Self {
+            json: json.into(),
+            split,
+        }
+    }
+}
 
 /// Appends everything of `e`'s JSON after its `{"seq":N` — from `,"ts":` to the closing
 /// brace — to `out`, each text field cut to [`MAX_FIELD_BYTES`] as [`super::clip`] cuts.
@@ -14,13 +51,24 @@ pub(super) fn write_after_seq(e: &Event, out: &mut String) {
     out.push_str("\",\"kind\":\"");
     out.push_str(e.kind.name());
     out.push('"');
-    text(out, "conn", e.conn.as_deref());
-    text(out, "endpoint", e.endpoint.as_deref());
+    // A connection's own fields, when the event has them, stand for the five below.
+    match &e.conn_fields {
+        Some(c) => out.push_str(&c.json[..c.split]),
+        None => {
+            text(out, "conn", e.conn.as_deref());
+            text(out, "endpoint", e.endpoint.as_deref());
+        }
+    }
     text(out, "path", e.path.as_deref());
     text(out, "channel", e.channel.as_deref());
-    text(out, "user", e.user.as_deref());
-    text(out, "remote", e.remote.as_deref());
-    text(out, "origin", e.origin.as_deref());
+    match &e.conn_fields {
+        Some(c) => out.push_str(&c.json[c.split..]),
+        None => {
+            text(out, "user", e.user.as_deref());
+            text(out, "remote", e.remote.as_deref());
+            text(out, "origin", e.origin.as_deref());
+        }
+    }
     number(out, "code", e.code.map(u64::from));
     text(out, "reason", e.reason.as_deref());
     number(out, "bytes", e.bytes);
@@ -41,7 +89,7 @@ fn key(out: &mut String, name: &str) {
 fn number(out: &mut String, name: &str, value: Option<u64>) {
     if let Some(n) = value {
         key(out, name);
-        out.push_str(decimal(n, &mut [0; 20]));
+        out.push_str(itoa::Buffer::new().format(n));
     }
 }
 
@@ -189,6 +237,28 @@ mod tests {
         let mut bare = Event::new(EventKind::ServerStarted);
         bare.seq = 1;
         assert_eq!(by_hand(&bare), by_serde(&bare));
+    }
+
+    #[test]
+    fn a_connections_fields_write_what_the_five_fields_write() {
+        let long = "\"".repeat(MAX_FIELD_BYTES * 2);
+        let hostile = ["c1", "é😀\u{2028}\n\\", long.as_str(), ""];
+        for text in hostile {
+            for (user, origin) in [(None, None), (Some(text), Some(text))] {
+                let mut fields = all_fields(text);
+                (fields.user, fields.origin) = (user.map(Arc::from), origin.map(Arc::from));
+                let mut tagged = fields.clone();
+                tagged.conn_fields = Some(ConnFields::new(text, text, user, text, origin));
+                (
+                    tagged.conn,
+                    tagged.endpoint,
+                    tagged.user,
+                    tagged.remote,
+                    tagged.origin,
+                ) = (None, None, None, None, None);
+                assert_eq!(by_hand(&tagged), by_serde(&fields), "{text:?}");
+            }
+        }
     }
 
     #[test]

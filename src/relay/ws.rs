@@ -27,7 +27,7 @@ use tungstenite::protocol::frame::coding::CloseCode as WireCode;
 use super::http::{add_forwarded, strip_hop_by_hop};
 use crate::api::ApiError;
 use crate::close::{CloseCode, DropReason};
-use crate::connection::{self, conn_event, finish, payload_len, truncate_reason};
+use crate::connection::{self, finish, payload_len, truncate_reason};
 use crate::events::{EventKind, clip, preview};
 use crate::handshake::{self, Attempt};
 use crate::hub::{Close, Conn, ConnMeta, Slot};
@@ -337,7 +337,7 @@ async fn pump(
     _slot: Slot,
 ) {
     // Every relayed socket is endpoint `upstream`: the path tells them apart.
-    let mut connected = conn_event(conn, EventKind::Connected);
+    let mut connected = conn.event(EventKind::Connected);
     connected.path = Some(conn.meta.path.clone());
     shared.events.emit(connected);
 
@@ -544,13 +544,13 @@ fn count(shared: &Shared, conn: &Conn, msg: &Message, kind: EventKind) {
     };
     n.fetch_add(1, Ordering::Relaxed);
     bytes.fetch_add(len, Ordering::Relaxed);
-    total_n.fetch_add(1, Ordering::Relaxed);
-    total_bytes.fetch_add(len, Ordering::Relaxed);
+    total_n.add(1);
+    total_bytes.add(len);
     let text = match msg {
         Message::Text(t) => Some(t.as_str()),
         _ => None,
     };
-    let mut e = conn_event(conn, kind);
+    let mut e = conn.event(kind);
     e.bytes = Some(len);
     e.preview = Some(preview(text, len as usize));
     shared.events.emit(e);
