@@ -505,3 +505,28 @@ pub struct Counts {
     /// By channel.
     pub per_channel: BTreeMap<String, u64>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_counter_adds_up_across_threads() {
+        let c = Arc::new(Counter::default());
+        // More threads than slots: shared slots still add up.
+        let threads: Vec<_> = (0..COUNTER_SLOTS + 3)
+            .map(|_| {
+                let c = c.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..10_000 {
+                        c.add(3);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(c.get(), (COUNTER_SLOTS as u64 + 3) * 30_000);
+    }
+}
