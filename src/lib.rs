@@ -35,6 +35,8 @@
 //! - [`datadir`]: where generated secrets and the log live ([`Paths`]).
 //! - [`settings`]: the config file behind Settings: view, validate, save.
 //! - [`doctor`]: the checks behind `sockpit doctor` and the Doctor screen.
+//! - [`init`]: `sockpit init`: a Django project read (with its own interpreter) into a
+//!   proposed config.
 //! - [`urls`]: the URLs a server answers at (one builder, IPv6 right).
 //! - [`portinfo`]: which process holds a port.
 //! - [`wire`]: the request and response types shared with the UI, and their TypeScript.
@@ -57,6 +59,7 @@ pub mod endpoint;
 pub mod events;
 pub mod handshake;
 pub mod hub;
+pub mod init;
 pub mod origin;
 pub mod outbox;
 pub mod pattern;

@@ -1,4 +1,4 @@
-//! The `sockpit` command: `serve`, `token`, `check`.
+//! The `sockpit` command: `serve`, `token`, `check`, `doctor`, `init`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -73,6 +73,26 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Read a Django project (settings, SimpleJWT, websocket routes, channel layer, hosts)
+    /// and print the sockpit.toml that serves it, or write it with --write.
+    Init {
+        /// The project's root, where manage.py is.
+        #[arg(default_value = ".")]
+        project_dir: PathBuf,
+        /// The project's interpreter (default: a venv beside manage.py or one level up,
+        /// the active venv, else python3).
+        #[arg(long, value_name = "PATH")]
+        python: Option<PathBuf>,
+        /// Write PROJECT_DIR/sockpit.toml (never over an existing file).
+        #[arg(long)]
+        write: bool,
+        /// Print the signing key too, when the settings hold it as text.
+        #[arg(long)]
+        show_secret: bool,
+        /// Sockpit's port; the project's server gets the next one.
+        #[arg(long, default_value_t = 8000)]
+        port: u16,
+    },
 }
 
 fn main() -> ExitCode {
@@ -87,6 +107,16 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
+    if let Command::Init {
+        project_dir,
+        python,
+        write,
+        show_secret,
+        port,
+    } = cli.command
+    {
+        return init(&project_dir, python.as_deref(), write, show_secret, port);
+    }
     let mut config = Config::load(cli.config.as_deref())?;
     match cli.command {
         Command::Check => {
@@ -157,6 +187,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
+        Command::Init { .. } => unreachable!("handled before the config is loaded"),
         Command::Serve { port, bind } => {
             if let Some(p) = port {
                 config.server.port = p;
@@ -173,6 +204,57 @@ fn run(cli: Cli) -> Result<ExitCode> {
             rt.block_on(serve(config, config_file))
         }
     }
+}
+
+/// `sockpit init`: the proposal on stdout (or written), the report on stderr.
+fn init(
+    project: &std::path::Path,
+    python: Option<&std::path::Path>,
+    write: bool,
+    show_secret: bool,
+    port: u16,
+) -> Result<ExitCode> {
+    use sockpit::init;
+    let found = init::detect(project, python)?;
+    let project = project.canonicalize()?;
+    let rendered = init::render(
+        &found,
+        &init::RenderOptions {
+            project: &project,
+            port,
+            include_secret: write || show_secret,
+        },
+    );
+    // What is proposed must load: a proposal `sockpit check` refuses is a bug here.
+    Config::from_toml(&rendered.toml, "the proposed sockpit.toml")
+        .map_err(init::InitError::from)?;
+    let target = project.join(sockpit::config::DEFAULT_FILE);
+    if write {
+        init::write_new(&target, &rendered.toml, rendered.holds_secret)?;
+    }
+    let mut err = String::new();
+    for (topic, what) in &rendered.report {
+        err += &format!("  {topic:<11} {what}\n");
+    }
+    for guess in &rendered.guesses {
+        err += &format!("  {:<11} {guess}\n", "guessed");
+    }
+    eprint!("sockpit init: {}\n{err}", project.display());
+    if write {
+        eprintln!(
+            "wrote {} ({}); run `sockpit serve` there",
+            target.display(),
+            if rendered.relays {
+                "the project's own consumers behind Sockpit"
+            } else {
+                "Sockpit's endpoints"
+            }
+        );
+    } else {
+        print!("{}", rendered.toml);
+        eprintln!("(printed only: --write saves it as {})", target.display());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `ws://localhost:8000/ws/x/` → the socket address it names.

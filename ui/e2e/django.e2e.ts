@@ -1,13 +1,14 @@
 // The Django drop-in, end to end: a real Django project (tests/fixtures/django: Django,
 // Channels, daphne, SimpleJWT, from PyPI into target/django-venv) started by the real
 // `sockpit serve` through `[proxy] command`, driven by Debian's Chromium.
-import { rmSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { DOCS, ROOT, launchChromium, processesWith, startServer, type Served } from "./harness";
+import { BIN, DOCS, ROOT, launchChromium, processesWith, startServer, type Served } from "./harness";
 
 const FIXTURE = join(ROOT, "tests/fixtures/django");
 const VENV = join(ROOT, "target/django-venv/bin");
@@ -31,6 +32,19 @@ function freePort(): Promise<number> {
       s.close(() => ok(port));
     });
   });
+}
+
+/** A free port whose next port is free too (Sockpit's and the project's, as init picks). */
+async function freePair(): Promise<number> {
+  for (;;) {
+    const port = await freePort();
+    const next = await new Promise<boolean>((ok) => {
+      const s = createServer();
+      s.once("error", () => ok(false));
+      s.listen(port + 1, "127.0.0.1", () => s.close(() => ok(true)));
+    });
+    if (next) return port;
+  }
 }
 
 /** While this file exists the command exits at once: the test holds the upstream down. */
@@ -194,5 +208,60 @@ describe("a Django project behind Sockpit", () => {
       rmSync(holdFile(port), { force: true });
     }
     expect(processesWith(`-p ${port} core.asgi`)).toEqual([]);
+  }, 120_000);
+
+  test("sockpit init --write: the config it proposes serves the project unedited", async () => {
+    // A copy of the project, migrated (alice is in its own db.sqlite3), as a user has it.
+    const project = join(mkdtempSync(join(tmpdir(), "sockpit-init-e2e-")), "project");
+    cpSync(FIXTURE, project, {
+      recursive: true,
+      filter: (src) => !src.includes("__pycache__") && !src.endsWith(".sqlite3"),
+    });
+    const env = { ...process.env };
+    delete env.DJANGO_SECRET_KEY;
+    delete env.FIXTURE_DB;
+    execFileSync(`${VENV}/python`, ["manage.py", "migrate", "--noinput", "-v", "0"], { cwd: project, env });
+    const port = await freePair();
+    const report = execFileSync(
+      BIN,
+      ["init", project, "--python", `${VENV}/python`, "--write", "--port", String(port)],
+      { env, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] },
+    );
+    expect(report).toBe(""); // --write: the report is on stderr, nothing on stdout
+    expect(readFileSync(join(project, "sockpit.toml"), "utf8")).toContain("websockets = true");
+    const served = await startServer({ cwd: project });
+    try {
+      expect(served.base).toBe(`http://127.0.0.1:${port}`);
+      await processState(served, "ready");
+      const page = await browser.newPage();
+      expect((await page.goto(`${served.base}/`))!.status()).toBe(200);
+      await logIn(page);
+      await page.waitForFunction(() => document.querySelector("#status")?.textContent === "open");
+      await page.waitForFunction(() =>
+        (window as any).fixture.messages.some((m: string) => m.includes('"type": "hello"')),
+      );
+      const conns = await api(served, "/_sockpit/api/connections");
+      expect(conns.connections.map((c: any) => c.endpoint)).toEqual(["upstream"]);
+      // Sockpit's minted tokens are ones the project accepts: same key, same claims.
+      const minted = await api(served, "/_sockpit/api/token", {
+        method: "POST",
+        body: JSON.stringify({ user_id: "1", ttl_s: 60 }),
+      });
+      const me = await page.evaluate(
+        (t) => fetch("/api/me/", { headers: { authorization: `Bearer ${t}` } }).then((r) => r.json()),
+        minted.token,
+      );
+      expect(me.user).toBe("alice");
+
+      await page.click("#expired");
+      await page.waitForFunction(() => document.querySelector("#status")?.textContent?.startsWith("closed 4"));
+      expect(await page.textContent("#status")).toMatch(/^closed 4003 upstream refused: HTTP 403/);
+      await page.close();
+    } finally {
+      served.stop();
+      await served.exited;
+      rmSync(join(project, ".."), { recursive: true, force: true });
+    }
+    expect(processesWith(`-p ${port + 1} core.asgi`)).toEqual([]);
   }, 120_000);
 });

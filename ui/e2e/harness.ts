@@ -10,7 +10,7 @@ import { chromium, type Browser } from "playwright-core";
 
 export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 export const DOCS = join(ROOT, "docs");
-const BIN = process.env.SOCKPIT_BIN ?? join(ROOT, "target/debug/sockpit");
+export const BIN = process.env.SOCKPIT_BIN ?? join(ROOT, "target/debug/sockpit");
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 
 export interface Served {
@@ -24,12 +24,15 @@ export interface Served {
   stop(): void;
 }
 
-/** Starts `sockpit serve --port 0` in a fresh dir (with `config` as its sockpit.toml). */
-export function startServer(opts: { config?: string; env?: Record<string, string> } = {}): Promise<Served> {
+/** Starts `sockpit serve --port 0` in a fresh dir (with `config` as its sockpit.toml);
+ * or, given `cwd`, plain `sockpit serve` there, with the sockpit.toml found there. */
+export function startServer(
+  opts: { config?: string; env?: Record<string, string>; cwd?: string } = {},
+): Promise<Served> {
   const dataDir = mkdtempSync(join(tmpdir(), "sockpit-e2e-"));
   if (opts.config) writeFileSync(join(dataDir, "sockpit.toml"), opts.config);
-  const server: ChildProcess = spawn(BIN, ["serve", "--port", "0"], {
-    cwd: dataDir,
+  const server: ChildProcess = spawn(BIN, opts.cwd ? ["serve"] : ["serve", "--port", "0"], {
+    cwd: opts.cwd ?? dataDir,
     env: { ...process.env, SOCKPIT_DATA_DIR: dataDir, SOCKPIT_LOG: "warn", ...opts.env },
     stdio: ["ignore", "pipe", "inherit"],
   });
