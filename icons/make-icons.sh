@@ -32,6 +32,6 @@ tray stopped "#94a3b8"
 tray error "#ef4444"
 render() { rsvg-convert -w "$2" -h "$2" "$1" -o "$3"; }
 render app.svg 512 icon.png
-render app.svg 128 128x128.png
-render app.svg 32 32x32.png
+# Every size the freedesktop icon theme (hicolor) and the .deb/AppImage want.
+for n in 16 24 32 48 64 128 256; do render app.svg "$n" "${n}x${n}.png"; done
 for s in running stopped error; do render "tray-$s.svg" 32 "tray-$s.png"; done

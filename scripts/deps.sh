@@ -3,6 +3,7 @@
 #   scripts/deps.sh run   — the server build; with a display, the desktop app's too
 #   scripts/deps.sh test  — everything: desktop build, Xvfb, WebKitWebDriver, Chromium
 #   scripts/deps.sh bench — the server build, Redis and Chromium (make bench)
+#   scripts/deps.sh package — the desktop build and what the wheel and .deb bundlers need
 set -euo pipefail
 mode=${1:-run}
 
@@ -12,8 +13,13 @@ want=(build-essential pkg-config)
 command -v node >/dev/null 2>&1 || want+=(nodejs)
 command -v npm >/dev/null 2>&1 || want+=(npm)
 desktop=(libwebkit2gtk-4.1-dev libayatana-appindicator3-1)
+# The Tauri bundler finds the tray library through pkg-config; maturin and the wheel
+# test need venvs.
+bundle=(libayatana-appindicator3-dev python3-venv)
 if [ "$mode" = test ]; then
-  want+=("${desktop[@]}" xvfb xauth webkit2gtk-driver dbus-daemon chromium fonts-dejavu-core python3-venv xdotool redis-server)
+  want+=("${desktop[@]}" "${bundle[@]}" xvfb xauth webkit2gtk-driver dbus-daemon chromium fonts-dejavu-core xdotool redis-server desktop-file-utils)
+elif [ "$mode" = package ]; then
+  want+=("${desktop[@]}" "${bundle[@]}")
 elif [ "$mode" = bench ]; then
   want+=(chromium fonts-dejavu-core redis-server)
 elif has_display; then

@@ -353,6 +353,10 @@ describe("the tray menu", () => {
     const entry = join(dataDir, ".config", "autostart", "Sockpit.desktop");
     clickTray(bus, "Launch at login");
     await expect.poll(() => existsSync(entry), { timeout: 5000 }).toBe(true);
+    // It starts this very binary (the installed one, from the .deb), hidden in the tray.
+    const exec = readFileSync(entry, "utf8").match(/^Exec=(.*)$/m)?.[1] ?? "";
+    expect(exec.split(" ")[0]).toBe(APP);
+    expect(exec).toContain("--hidden");
     await expect.poll(() => menu(bus).get("Launch at login")?.checked, { timeout: 5000 }).toBe(true);
     clickTray(bus, "Launch at login");
     await expect.poll(() => existsSync(entry), { timeout: 5000 }).toBe(false);

@@ -232,6 +232,12 @@ describe("a Django project behind Sockpit", () => {
     const served = await startServer({ cwd: project });
     try {
       expect(served.base).toBe(`http://127.0.0.1:${port}`);
+      // This binary carries the real UI (a wheel's too), not the placeholder page.
+      const ui = await (
+        await fetch(`${served.base}/_sockpit/`, { headers: { authorization: `Bearer ${keyOf(served)}` } })
+      ).text();
+      expect(ui).toContain('<script type="module"');
+      expect(ui).not.toContain("built without its UI");
       await processState(served, "ready");
       const page = await browser.newPage();
       expect((await page.goto(`${served.base}/`))!.status()).toBe(200);
