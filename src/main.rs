@@ -215,19 +215,17 @@ fn init(
     port: u16,
 ) -> Result<ExitCode> {
     use sockpit::init;
-    let found = init::detect(project, python)?;
-    let project = project.canonicalize()?;
-    let rendered = init::render(
-        &found,
-        &init::RenderOptions {
-            project: &project,
+    let init::Proposal {
+        project, rendered, ..
+    } = init::propose(
+        project,
+        &init::ProposeOptions {
+            python,
             port,
             include_secret: write || show_secret,
+            elsewhere: false,
         },
-    );
-    // What is proposed must load: a proposal `sockpit check` refuses is a bug here.
-    Config::from_toml(&rendered.toml, "the proposed sockpit.toml")
-        .map_err(init::InitError::from)?;
+    )?;
     let target = project.join(sockpit::config::DEFAULT_FILE);
     if write {
         init::write_new(&target, &rendered.toml, rendered.holds_secret)?;
@@ -298,7 +296,7 @@ async fn serve(config: Config, config_file: PathBuf) -> Result<ExitCode> {
         eprintln!("stopping: closing clients with 1001");
     };
     supervisor
-        .run_announcing(stop, |h| banner(h, supervisor.paths()))
+        .run_announcing(stop, |h| banner(h, &supervisor.paths()))
         .await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -81,8 +81,9 @@ pub struct Supervisor {
     steps: tokio::sync::Mutex<()>,
     /// Plain data, locked only to read or swap a config (never across an await).
     configs: Mutex<Configs>,
-    /// Data dir and the config file Settings writes.
-    paths: Paths,
+    /// Data dir and the config file Settings writes (a desktop profile switch changes
+    /// the file; locked only to read or swap it).
+    paths: Mutex<Paths>,
     /// The current state; written under `steps` only, watched by the owners (the CLI
     /// banner, the desktop's tray and window).
     state: watch::Sender<Lifecycle>,
@@ -97,14 +98,14 @@ impl Supervisor {
                 next: config,
                 last_good: None,
             }),
-            paths,
+            paths: Mutex::new(paths),
             state: watch::channel(Lifecycle::Stopped).0,
         }
     }
 
     /// Where the server keeps its files.
-    pub fn paths(&self) -> &Paths {
-        &self.paths
+    pub fn paths(&self) -> Paths {
+        self.paths.lock().clone()
     }
 
     /// The config the server runs with (or will, at the next start).
@@ -189,6 +190,25 @@ impl Supervisor {
         }
     }
 
+    /// Switches to another config file (a desktop profile): stops, then starts with
+    /// `config`, and Settings edits `config_file` from now on. No fallback: a profile that
+    /// does not start shows why, and the previous one is one switch away.
+    pub async fn switch(
+        &self,
+        config: Config,
+        config_file: Option<std::path::PathBuf>,
+    ) -> Result<ServerHandle, LifecycleError> {
+        let _step = self.steps.lock().await;
+        self.stop_locked().await;
+        {
+            let mut c = self.configs.lock();
+            c.next = config.clone();
+            c.last_good = None;
+        }
+        self.paths.lock().config_file = config_file;
+        self.start_with(config).await.map_err(LifecycleError::Start)
+    }
+
     /// Moves the server to a free port (after "port in use"), saves that port in the
     /// config file, and starts. Only the port changes on disk: environment overrides
     /// (secrets among them) never reach the file, and a file that does not load is left
@@ -199,7 +219,7 @@ impl Supervisor {
             .and_then(|l| l.local_addr())
             .map_err(|_| LifecycleError::NoFreePort)?
             .port();
-        if let Some(file) = &self.paths.config_file {
+        if let Some(file) = &self.paths().config_file {
             settings::save_port(file, port)?;
         }
         config.server.port = port;
@@ -283,7 +303,7 @@ impl Supervisor {
     }
 
     async fn start_with(&self, config: Config) -> Result<ServerHandle, Arc<StartError>> {
-        match Server::bind(config.clone(), self.paths.clone()).await {
+        match Server::bind(config.clone(), self.paths()).await {
             Ok(h) => {
                 self.configs.lock().last_good = Some(config);
                 self.state.send_replace(Lifecycle::Running(h.clone()));

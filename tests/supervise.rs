@@ -114,3 +114,42 @@ async fn a_config_that_does_not_start_brings_the_last_good_one_back() -> Result<
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn a_switch_moves_the_server_and_settings_to_the_other_file() -> Result<()> {
+    let (a, b) = (free_port(), free_port());
+    let (sup, dir) = supervisor(a, "sup-switch");
+    sup.start().await?;
+    let other = dir.join("profiles/django.toml");
+    std::fs::create_dir_all(other.parent().unwrap())?;
+    let text = format!("[server]\nport = {b}\n[api]\nkey = \"{KEY}\"\n");
+    std::fs::write(&other, &text)?;
+    let mut next = sockpit::Config::from_file(&other)?;
+    next.auth.secret = SECRET.into();
+    sup.switch(next, Some(other.clone())).await?;
+    wait_healthy(b, true).await?;
+    assert!(!healthy(a).await, "one server at a time");
+    let view: Value = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{b}/_sockpit/api/config"))
+        .bearer_auth(KEY)
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(view["file"], other.display().to_string());
+    assert_eq!(view["toml"], text);
+    assert_eq!(sup.paths().config_file, Some(other));
+
+    // A profile that does not start shows why; no fallback to another profile's config.
+    let holder = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let mut taken = sup.config();
+    taken.server.port = holder.local_addr()?.port();
+    assert!(matches!(
+        sup.switch(taken, Some(dir.join("sockpit.toml"))).await,
+        Err(LifecycleError::Start(_))
+    ));
+    assert!(matches!(sup.state(), Lifecycle::Failed(_)));
+    assert!(!healthy(b).await);
+    let _ = std::fs::remove_dir_all(dir);
+    Ok(())
+}

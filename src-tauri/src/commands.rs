@@ -9,6 +9,7 @@ use tauri_plugin_autostart::ManagerExt as _;
 use tauri_plugin_clipboard_manager::ClipboardExt as _;
 
 use crate::controller::{ControlError, Controller, Status};
+use crate::profiles::{Profile, ProjectPreview};
 
 type Ctl<'a> = State<'a, Arc<Controller>>;
 
@@ -58,4 +59,49 @@ pub fn set_autostart<R: Runtime>(app: AppHandle<R>, on: bool) -> Result<bool, St
 #[tauri::command]
 pub fn copy_text<R: Runtime>(app: AppHandle<R>, text: String) -> Result<(), String> {
     app.clipboard().write_text(text).map_err(|e| e.to_string())
+}
+
+/// The profiles, the active one marked.
+#[tauri::command]
+pub fn profiles(controller: Ctl<'_>) -> Vec<Profile> {
+    controller.profiles()
+}
+
+/// Switches to another profile (one server at a time).
+#[tauri::command]
+pub async fn switch_profile<R: Runtime>(
+    app: AppHandle<R>,
+    controller: Ctl<'_>,
+    name: String,
+) -> Result<Status, ControlError> {
+    let r = controller.switch_profile(&name).await;
+    crate::profiles_changed(&app);
+    r
+}
+
+/// Reads a Django project: what a profile made from it would say.
+#[tauri::command]
+pub async fn inspect_project(
+    controller: Ctl<'_>,
+    dir: String,
+    python: Option<String>,
+) -> Result<ProjectPreview, ControlError> {
+    controller
+        .inspect_project(dir.into(), python.filter(|p| !p.is_empty()).map(Into::into))
+        .await
+}
+
+/// Saves a Django project as a profile and switches to it.
+#[tauri::command]
+pub async fn add_project<R: Runtime>(
+    app: AppHandle<R>,
+    controller: Ctl<'_>,
+    dir: String,
+    python: Option<String>,
+) -> Result<Status, ControlError> {
+    let r = controller
+        .add_project(dir.into(), python.filter(|p| !p.is_empty()).map(Into::into))
+        .await;
+    crate::profiles_changed(&app);
+    r
 }

@@ -3,13 +3,17 @@
 //! Tauri: the shell watches [`Controller::watch`] and mirrors the status into the tray,
 //! the window and notifications.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Serialize;
 use sockpit::config::Config;
+use sockpit::init;
 use sockpit::{Lifecycle, LifecycleError, Paths, ServerHandle, StartError, Supervisor};
 use tokio::sync::watch;
 use ts_rs::TS;
+
+use crate::profiles::{self, Profile, ProfileError, Profiles, ProjectPreview};
 
 /// What the server is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
@@ -107,6 +111,21 @@ pub enum ControlError {
     /// Writing the config failed.
     #[error("{0}")]
     Config(String),
+    /// A Django project could not be read, or a profile not used.
+    #[error("{0}")]
+    Project(String),
+}
+
+impl From<ProfileError> for ControlError {
+    fn from(e: ProfileError) -> Self {
+        Self::Project(e.to_string())
+    }
+}
+
+impl From<init::InitError> for ControlError {
+    fn from(e: init::InitError) -> Self {
+        Self::Project(e.to_string())
+    }
 }
 
 impl From<LifecycleError> for ControlError {
@@ -125,16 +144,106 @@ pub struct Controller {
     supervisor: Supervisor,
     /// The current status; derived from the supervisor's state by [`Controller::refresh`].
     status: watch::Sender<Status>,
+    /// The config files to switch between.
+    profiles: Profiles,
 }
 
 impl Controller {
-    /// A stopped controller for `config`.
-    pub fn new(config: Config, paths: Paths, tray: bool) -> Self {
+    /// A stopped controller for `config` (from `paths.config_file`, one of `profiles`).
+    pub fn new(config: Config, paths: Paths, tray: bool, profiles: Profiles) -> Self {
         let (status, _) = watch::channel(Status::stopped(config.server.port, tray));
         Self {
             supervisor: Supervisor::new(config, paths),
             status,
+            profiles,
         }
+    }
+
+    /// Every profile, the active one marked.
+    pub fn profiles(&self) -> Vec<Profile> {
+        self.profiles.list()
+    }
+
+    /// Makes `name` the active profile and runs its config (one server at a time). A
+    /// profile whose file does not load is refused and the server keeps running as it was.
+    pub async fn switch_profile(&self, name: &str) -> Result<Status, ControlError> {
+        let file = self
+            .profiles
+            .file(name)
+            .ok_or_else(|| ProfileError::Unknown(name.into()))?;
+        let mut config = if file.exists() {
+            Config::from_file(&file).map_err(|e| ControlError::Config(e.to_string()))?
+        } else {
+            Config::default()
+        };
+        config
+            .apply_env(|k| std::env::var(k).ok())
+            .map_err(|e| ControlError::Config(e.to_string()))?;
+        self.profiles.set_active(name)?;
+        let r = self.supervisor.switch(config, Some(file)).await;
+        let status = self.refresh();
+        r.map(|_| status).map_err(Into::into)
+    }
+
+    /// Reads the Django project at `dir` ("Open a Django project…"): what a profile made
+    /// from it would say, its secret hidden.
+    pub async fn inspect_project(
+        &self,
+        dir: PathBuf,
+        python: Option<PathBuf>,
+    ) -> Result<ProjectPreview, ControlError> {
+        let proposal = self.propose(dir, python, false).await?;
+        Ok(ProjectPreview {
+            name: self.profiles.name_for(&proposal.project),
+            project: proposal.project.display().to_string(),
+            report: (proposal.rendered.report.into_iter())
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+            guesses: proposal.rendered.guesses,
+            relays: proposal.rendered.relays,
+            toml: proposal.rendered.toml,
+        })
+    }
+
+    /// Saves the Django project at `dir` as a new profile and switches to it.
+    pub async fn add_project(
+        &self,
+        dir: PathBuf,
+        python: Option<PathBuf>,
+    ) -> Result<Status, ControlError> {
+        let proposal = self.propose(dir, python, true).await?;
+        let name = self.profiles.name_for(&proposal.project);
+        self.profiles.add(&name, &proposal.rendered.toml)?;
+        self.switch_profile(&name).await
+    }
+
+    /// `sockpit init`'s detection, off the runtime's threads (it runs the project's Python).
+    async fn propose(
+        &self,
+        dir: PathBuf,
+        python: Option<PathBuf>,
+        include_secret: bool,
+    ) -> Result<init::Proposal, ControlError> {
+        // The port in use (a configured 0 binds a random one), so the profile keeps the
+        // address the user has; the project's server gets the next port.
+        let port = match self.handle() {
+            Some(h) => h.local_addr().port(),
+            None => self.supervisor.config().server.port,
+        };
+        tokio::task::spawn_blocking(move || {
+            init::propose(
+                &dir,
+                &init::ProposeOptions {
+                    python: python.as_deref(),
+                    port,
+                    include_secret,
+                    elsewhere: true,
+                },
+            )
+        })
+        .await
+        .map_err(|e| ControlError::Project(e.to_string()))?
+        .map_err(Into::into)
     }
 
     /// The lifecycle owner, for the task that follows configs saved through Settings.
@@ -264,7 +373,13 @@ pub fn typescript() -> String {
     sockpit::wire::ts_module(
         "src-tauri/src/controller.rs",
         "cargo test -p sockpit-desktop wire",
-        [ServerState::decl(), PortHolder::decl(), Status::decl()],
+        [
+            ServerState::decl(),
+            PortHolder::decl(),
+            Status::decl(),
+            profiles::Profile::decl(),
+            profiles::ProjectPreview::decl(),
+        ],
     )
 }
 

@@ -3,12 +3,14 @@
 //! - [`controller`]: the one owner of the server's lifecycle (Tauri-free).
 //! - [`commands`]: the window's IPC (desktop concerns only).
 //! - [`tray`]: the tray icon and menu, following the controller's status.
+//! - [`profiles`]: one config file per Django project opened in the app (Tauri-free).
 //! - here: wiring — [`run_app`] builds the app on any runtime (tests use the mock
 //!   runtime), [`main`] picks the real one, or runs headless without a display.
 #![warn(missing_docs)]
 
 pub mod commands;
 pub mod controller;
+pub mod profiles;
 pub mod tray;
 
 use std::path::PathBuf;
@@ -24,10 +26,15 @@ use tauri_plugin_autostart::ManagerExt as _;
 use tauri_plugin_clipboard_manager::ClipboardExt as _;
 
 use crate::controller::{Controller, ServerState, Status};
+use crate::profiles::Profiles;
 use crate::tray::{MenuId, Tray};
 
 /// The event carrying [`Status`] to the window whenever it changes.
 pub const STATUS_EVENT: &str = "sockpit://status";
+/// The event carrying the profile list to the window after a switch or an addition.
+pub const PROFILES_EVENT: &str = "sockpit://profiles";
+/// The event asking the window to show "Open a Django project…" (from the tray).
+pub const OPEN_PROJECT_EVENT: &str = "sockpit://open-project";
 /// The main window's label.
 pub const MAIN_WINDOW: &str = "main";
 
@@ -46,6 +53,9 @@ pub struct Options {
     /// Start in the tray without opening the window (`--hidden`, which Launch at login
     /// passes); ignored without a tray, where the window is the only way in.
     pub hidden: bool,
+    /// The config files the tray and the window switch between (`paths.config_file` is
+    /// the active one's).
+    pub profiles: Profiles,
 }
 
 /// The argument that starts the app in the tray (Launch at login uses it).
@@ -58,7 +68,12 @@ pub fn run_app<R: Runtime>(
     context: tauri::Context<R>,
     opts: Options,
 ) -> tauri::Result<App<R>> {
-    let controller = Arc::new(Controller::new(opts.config, opts.paths, opts.tray));
+    let controller = Arc::new(Controller::new(
+        opts.config,
+        opts.paths,
+        opts.tray,
+        opts.profiles,
+    ));
     if opts.plugins {
         builder = builder
             .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
@@ -87,6 +102,10 @@ pub fn run_app<R: Runtime>(
             commands::autostart_enabled,
             commands::set_autostart,
             commands::copy_text,
+            commands::profiles,
+            commands::switch_profile,
+            commands::inspect_project,
+            commands::add_project,
         ])
         .on_window_event(|window, event| {
             // Closing the window hides it to the tray; Quit is in the tray menu.
@@ -108,7 +127,12 @@ pub fn run_app<R: Runtime>(
                     // Rewrites an entry made before Launch at login passed --hidden.
                     let _ = handle.autolaunch().enable();
                 }
-                let tray = Tray::build(&handle, &controller.status(), autostart)?;
+                let tray = Tray::build(
+                    &handle,
+                    &controller.status(),
+                    autostart,
+                    &controller.profiles(),
+                )?;
                 handle.manage(tray);
             } else {
                 tracing::warn!(
@@ -184,12 +208,37 @@ pub fn set_autostart<R: Runtime>(app: &AppHandle<R>, on: bool) -> Result<bool, S
     Ok(now)
 }
 
+/// Tells the tray and the window that the profiles changed (a switch, an addition).
+pub fn profiles_changed<R: Runtime>(app: &AppHandle<R>) {
+    let list = app.state::<Arc<Controller>>().profiles();
+    if let Some(tray) = app.try_state::<Tray<R>>() {
+        tray.set_profiles(app, &list);
+    }
+    let _ = app.emit(PROFILES_EVENT, &list);
+}
+
+/// Switches to the profile `name` (a tray click).
+pub fn on_profile<R: Runtime>(app: &AppHandle<R>, name: String) {
+    let controller = app.state::<Arc<Controller>>().inner().clone();
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move {
+        if let Err(e) = controller.switch_profile(&name).await {
+            tracing::warn!("switch to profile {name}: {e}");
+        }
+        profiles_changed(&app);
+    });
+}
+
 /// Runs a tray menu action.
 pub fn on_menu<R: Runtime>(app: &AppHandle<R>, id: MenuId) {
     let controller = app.state::<Arc<Controller>>().inner().clone();
     let app = app.clone();
     match id {
         MenuId::Open => show_window(&app),
+        MenuId::OpenProject => {
+            show_window(&app);
+            let _ = app.emit(OPEN_PROJECT_EVENT, ());
+        }
         MenuId::Autostart => {
             let on = !app.autolaunch().is_enabled().unwrap_or(false);
             if let Err(e) = set_autostart(&app, on) {
@@ -294,13 +343,21 @@ pub fn has_display() -> bool {
         .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()))
 }
 
-/// Loads the desktop config: `SOCKPIT_CONFIG`, else `sockpit.toml` in the OS config dir,
-/// else the defaults; then the environment overrides. A file that fails to load is
-/// reported and left as it is; the defaults run meanwhile.
-pub fn load_config() -> (Config, Option<PathBuf>, Option<String>) {
-    let file = std::env::var_os("SOCKPIT_CONFIG")
-        .map(PathBuf::from)
-        .or_else(sockpit::datadir::desktop_config_file);
+/// The desktop's profiles: beside `SOCKPIT_CONFIG`, else beside `sockpit.toml` in the OS
+/// config dir (which is the "Default" profile).
+pub fn profiles() -> Profiles {
+    Profiles::new(
+        std::env::var_os("SOCKPIT_CONFIG")
+            .map(PathBuf::from)
+            .or_else(sockpit::datadir::desktop_config_file),
+    )
+}
+
+/// Loads the active profile's config (see [`profiles`]), else the defaults; then the
+/// environment overrides. A file that fails to load is reported and left as it is; the
+/// defaults run meanwhile.
+pub fn load_config(profiles: &Profiles) -> (Config, Option<PathBuf>, Option<String>) {
+    let file = profiles.file(&profiles.active());
     let (mut config, error) = match &file {
         Some(f) if f.exists() => match Config::from_file(f) {
             Ok(c) => (c, None),
@@ -323,7 +380,8 @@ pub fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let (config, config_file, config_error) = load_config();
+    let profiles = profiles();
+    let (config, config_file, config_error) = load_config(&profiles);
     if let Some(e) = &config_error {
         tracing::error!("config: {e} — running with the defaults; the file is left as it is");
     }
@@ -340,6 +398,7 @@ pub fn main() -> anyhow::Result<()> {
             tray: tray::available(),
             plugins: true,
             hidden: std::env::args().any(|a| a == HIDDEN_ARG),
+            profiles,
         },
     )?;
     app.run(|app, event| {

@@ -2,11 +2,15 @@
 //! tooltip and labels follow the controller's status.
 
 use tauri::image::Image;
-use tauri::menu::{CheckMenuItem, Menu, MenuItem, PredefinedMenuItem};
+use tauri::menu::{CheckMenuItem, Menu, MenuItem, PredefinedMenuItem, Submenu};
 use tauri::tray::{MouseButton, MouseButtonState, TrayIcon, TrayIconBuilder, TrayIconEvent};
 use tauri::{AppHandle, Runtime};
 
 use crate::controller::{ServerState, Status};
+use crate::profiles::Profile;
+
+/// A profile item's id: this prefix and the profile's name.
+const PROFILE_PREFIX: &str = "profile:";
 
 /// Every tray menu item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,6 +21,8 @@ pub enum MenuId {
     Restart,
     /// Show the window.
     Open,
+    /// Show the window's "Open a Django project…".
+    OpenProject,
     /// Copy the first endpoint's WebSocket URL.
     CopyUrl,
     /// Copy a freshly minted test token.
@@ -28,10 +34,11 @@ pub enum MenuId {
 }
 
 impl MenuId {
-    const ALL: [MenuId; 7] = [
+    const ALL: [MenuId; 8] = [
         Self::Toggle,
         Self::Restart,
         Self::Open,
+        Self::OpenProject,
         Self::CopyUrl,
         Self::CopyToken,
         Self::Autostart,
@@ -44,6 +51,7 @@ impl MenuId {
             Self::Toggle => "toggle",
             Self::Restart => "restart",
             Self::Open => "open",
+            Self::OpenProject => "open_project",
             Self::CopyUrl => "copy_url",
             Self::CopyToken => "copy_token",
             Self::Autostart => "autostart",
@@ -74,6 +82,8 @@ pub struct Tray<R: Runtime> {
     icon: TrayIcon<R>,
     toggle: MenuItem<R>,
     autostart: CheckMenuItem<R>,
+    /// "Profile ▸": one check item per profile, the active one checked.
+    profiles: Submenu<R>,
     /// What the tray shows now: the count changes up to four times a second, and each
     /// change would otherwise redecode the icon and redraw the menu over D-Bus.
     shown: std::sync::Mutex<(ServerState, String)>,
@@ -81,7 +91,12 @@ pub struct Tray<R: Runtime> {
 
 impl<R: Runtime> Tray<R> {
     /// Builds the tray; menu clicks go to [`crate::on_menu`].
-    pub fn build(app: &AppHandle<R>, status: &Status, autostart: bool) -> tauri::Result<Self> {
+    pub fn build(
+        app: &AppHandle<R>,
+        status: &Status,
+        autostart: bool,
+        profiles: &[Profile],
+    ) -> tauri::Result<Self> {
         let item = |id: MenuId, label: &str| {
             MenuItem::with_id(app, id.as_str(), label, true, None::<&str>)
         };
@@ -94,11 +109,16 @@ impl<R: Runtime> Tray<R> {
             autostart,
             None::<&str>,
         )?;
+        let profile_menu = Submenu::with_id(app, "profiles", "Profile", true)?;
+        fill_profiles(app, &profile_menu, profiles)?;
         let menu = Menu::with_items(
             app,
             &[
                 &toggle,
                 &item(MenuId::Restart, "Restart")?,
+                &PredefinedMenuItem::separator(app)?,
+                &profile_menu,
+                &item(MenuId::OpenProject, "Open a Django project…")?,
                 &PredefinedMenuItem::separator(app)?,
                 &item(MenuId::Open, "Open Sockpit")?,
                 &item(MenuId::CopyUrl, "Copy WebSocket URL")?,
@@ -114,7 +134,10 @@ impl<R: Runtime> Tray<R> {
             .menu(&menu)
             .show_menu_on_left_click(false)
             .on_menu_event(|app, event| {
-                if let Some(id) = MenuId::parse(event.id().as_ref()) {
+                let id = event.id().as_ref();
+                if let Some(name) = id.strip_prefix(PROFILE_PREFIX) {
+                    crate::on_profile(app, name.to_string());
+                } else if let Some(id) = MenuId::parse(id) {
                     crate::on_menu(app, id);
                 }
             })
@@ -133,6 +156,7 @@ impl<R: Runtime> Tray<R> {
             icon,
             toggle,
             autostart: autostart_item,
+            profiles: profile_menu,
             shown: std::sync::Mutex::new((status.state, status.tooltip())),
         })
     }
@@ -153,10 +177,40 @@ impl<R: Runtime> Tray<R> {
         *shown = (status.state, tooltip);
     }
 
+    /// Lists `profiles` under "Profile", the active one checked.
+    pub fn set_profiles(&self, app: &AppHandle<R>, profiles: &[Profile]) {
+        if let Ok(items) = self.profiles.items() {
+            for item in items {
+                let _ = self.profiles.remove(&item);
+            }
+        }
+        if let Err(e) = fill_profiles(app, &self.profiles, profiles) {
+            tracing::warn!("tray profiles: {e}");
+        }
+    }
+
     /// Sets the Launch-at-login check mark.
     pub fn set_autostart(&self, on: bool) {
         let _ = self.autostart.set_checked(on);
     }
+}
+
+fn fill_profiles<R: Runtime>(
+    app: &AppHandle<R>,
+    menu: &Submenu<R>,
+    profiles: &[Profile],
+) -> tauri::Result<()> {
+    for p in profiles {
+        menu.append(&CheckMenuItem::with_id(
+            app,
+            format!("{PROFILE_PREFIX}{}", p.name),
+            &p.name,
+            true,
+            p.active,
+            None::<&str>,
+        )?)?;
+    }
+    Ok(())
 }
 
 fn toggle_label(state: ServerState) -> &'static str {

@@ -9,6 +9,7 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 use sockpit::Paths;
 use sockpit::config::Config;
+use sockpit_desktop::profiles::Profiles;
 use sockpit_desktop::{Options, run_app};
 use tauri::ipc::InvokeBody;
 use tauri::test::{
@@ -38,10 +39,11 @@ fn app(tag: &str, port: u16, config_file: Option<PathBuf>) -> TestApp {
         mock_context(noop_assets()),
         Options {
             config,
-            paths: Paths::in_dir(temp(tag)).with_config_file(config_file),
+            paths: Paths::in_dir(temp(tag)).with_config_file(config_file.clone()),
             tray: false,
             plugins: false,
             hidden: false,
+            profiles: Profiles::new(config_file),
         },
     )
     .expect("app builds");
@@ -155,4 +157,114 @@ fn a_taken_port_is_an_error_state_naming_the_holder_and_a_free_port_fixes_it() {
     let saved = Config::from_file(&file).unwrap();
     assert_eq!(saved.server.port, new_port);
     invoke(&t, "stop", json!({})).unwrap();
+}
+
+/// A copy of the Django fixture with its venv beside manage.py, as a developer has one.
+fn django_project(tag: &str) -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let venv = root.join("target/django-venv");
+    assert!(venv.exists(), "run scripts/django-venv.sh first");
+    let dir = temp(tag).join("mysite");
+    let status = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(root.join("tests/fixtures/django"))
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::os::unix::fs::symlink(venv, dir.join(".venv")).unwrap();
+    dir
+}
+
+#[test]
+fn a_django_project_becomes_a_profile_and_profiles_switch_one_server_at_a_time() {
+    let dir = temp("profiles-cfg");
+    let default_file = dir.join("sockpit.toml");
+    let t = app("profiles", 0, Some(default_file.clone()));
+    let s = invoke(&t, "start", json!({})).unwrap();
+    assert_eq!(s["state"], "running");
+    let list = invoke(&t, "profiles", json!({})).unwrap();
+    assert_eq!(
+        list,
+        json!([{"name": "Default", "file": default_file.display().to_string(), "active": true}])
+    );
+
+    // Not a project: a clear error, nothing saved, the server untouched.
+    let e = invoke(
+        &t,
+        "inspect_project",
+        json!({"dir": dir.display().to_string()}),
+    )
+    .unwrap_err();
+    assert_eq!(e["kind"], "project");
+    assert!(
+        e["message"].as_str().unwrap().contains("no manage.py here"),
+        "{e}"
+    );
+    let e = invoke(&t, "switch_profile", json!({"name": "../../etc/passwd"})).unwrap_err();
+    assert_eq!(e["message"], "no profile named \"../../etc/passwd\"");
+    assert_eq!(invoke(&t, "status", json!({})).unwrap()["state"], "running");
+
+    let project = django_project("profiles-project");
+    let p = invoke(
+        &t,
+        "inspect_project",
+        json!({"dir": project.display().to_string()}),
+    )
+    .unwrap();
+    assert_eq!(p["name"], "mysite");
+    assert_eq!(p["relays"], true);
+    let toml = p["toml"].as_str().unwrap();
+    assert!(
+        toml.contains(&format!(
+            "cwd = \"{}\"",
+            project.canonicalize().unwrap().display()
+        )),
+        "{toml}"
+    );
+    assert!(
+        !toml.contains("fixture-secret-not-for-production"),
+        "{toml}"
+    );
+    assert!(
+        p["report"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r[0] == "server" && r[1] == "daphne 4.2.3")
+    );
+
+    let s = invoke(
+        &t,
+        "add_project",
+        json!({"dir": project.display().to_string()}),
+    )
+    .unwrap();
+    assert_eq!(s["state"], "running");
+    assert!(s["ws_url"].is_null() || s["ws_url"].as_str().unwrap().ends_with('/'));
+    let list = invoke(&t, "profiles", json!({})).unwrap();
+    let names: Vec<(&str, bool)> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["name"].as_str().unwrap(), p["active"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(names, [("Default", false), ("mysite", true)]);
+    assert_eq!(
+        list[1]["project"],
+        project.canonicalize().unwrap().display().to_string()
+    );
+    let saved = std::fs::read_to_string(dir.join("profiles/mysite.toml")).unwrap();
+    assert!(
+        saved.contains("secret = \"fixture-secret-not-for-production"),
+        "{saved}"
+    );
+
+    let s = invoke(&t, "switch_profile", json!({"name": "Default"})).unwrap();
+    assert_eq!(s["state"], "running");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("profiles/active")).unwrap(),
+        "Default"
+    );
+    let _ = invoke(&t, "stop", json!({}));
 }

@@ -221,6 +221,55 @@ struct Refusal {
     env_var: Option<String>,
 }
 
+/// A proposal: what was found, the config rendered from it, and the project's root.
+#[derive(Debug, Clone)]
+pub struct Proposal {
+    /// The project's root (canonical).
+    pub project: PathBuf,
+    /// What the inspector found.
+    pub found: Found,
+    /// The config and the report.
+    pub rendered: Rendered,
+}
+
+/// How to propose.
+#[derive(Debug, Clone, Copy)]
+pub struct ProposeOptions<'a> {
+    /// The project's interpreter (default: [`find_python`]).
+    pub python: Option<&'a Path>,
+    /// Sockpit's port.
+    pub port: u16,
+    /// See [`RenderOptions::include_secret`].
+    pub include_secret: bool,
+    /// See [`RenderOptions::elsewhere`].
+    pub elsewhere: bool,
+}
+
+/// Reads the project, renders the config, and checks it loads: what `sockpit init` and
+/// the desktop's "Open a Django project…" both do.
+pub fn propose(project: &Path, opts: &ProposeOptions) -> Result<Proposal, InitError> {
+    let found = detect(project, opts.python)?;
+    let project = project
+        .canonicalize()
+        .map_err(|_| InitError::NoDirectory(project.to_path_buf()))?;
+    let rendered = render(
+        &found,
+        &RenderOptions {
+            project: &project,
+            port: opts.port,
+            include_secret: opts.include_secret,
+            elsewhere: opts.elsewhere,
+        },
+    );
+    // A proposal Sockpit's own checks refuse is a bug here; say so rather than write it.
+    crate::config::Config::from_toml(&rendered.toml, "the proposed sockpit.toml")?;
+    Ok(Proposal {
+        project,
+        found,
+        rendered,
+    })
+}
+
 /// Reads the project at `project` with `python` (default: [`find_python`]).
 pub fn detect(project: &Path, python: Option<&Path>) -> Result<Found, InitError> {
     if !project.is_dir() {

@@ -15,6 +15,9 @@ pub struct Options<'a> {
     pub port: u16,
     /// Whether a secret written in the project's files may be copied into the config.
     pub include_secret: bool,
+    /// Where the config will live, when not beside `manage.py` (a desktop profile): the
+    /// command's `cwd` is then the project's absolute path instead of `"."`.
+    pub elsewhere: bool,
 }
 
 /// The proposal.
@@ -123,6 +126,11 @@ pub fn render(found: &Found, opts: &Options) -> Rendered {
         "{{ DJANGO_SETTINGS_MODULE = {}, PYTHONUNBUFFERED = \"1\" }}",
         quote(&found.settings_module)
     );
+    let cwd = if opts.elsewhere {
+        quote(&opts.project.display().to_string())
+    } else {
+        "\".\"".to_string()
+    };
 
     let t = &mut r.toml;
     let _ = writeln!(
@@ -175,7 +183,7 @@ pub fn render(found: &Found, opts: &Options) -> Rendered {
     } else {
         let _ = writeln!(t, "command = {}", quote(&runserver));
     }
-    let _ = writeln!(t, "cwd = \".\"\nenv = {env}\n");
+    let _ = writeln!(t, "cwd = {cwd}\nenv = {env}\n");
     if r.relays {
         let _ = writeln!(
             t,
@@ -185,7 +193,7 @@ pub fn render(found: &Found, opts: &Options) -> Rendered {
              # [proxy]\n\
              # upstream = \"http://127.0.0.1:{upstream_port}\"\n\
              # command = {}\n\
-             # cwd = \".\"\n\
+             # cwd = {cwd}\n\
              # env = {env}\n#",
             quote(&runserver)
         );

@@ -2,7 +2,9 @@
 // (under Xvfb in CI), driven over the W3C WebDriver protocol by WebKitWebDriver.
 // Run by `make test` as: xvfb-run -a dbus-run-session -- npm run e2e:desktop
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  cpSync, existsSync, mkdtempSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync,
+} from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
@@ -258,6 +260,83 @@ describe("the desktop app", () => {
   });
 });
 
+describe("a Django project opened in the desktop app", () => {
+  // The fixture's SECRET_KEY: the saved profile holds it, the window never shows it.
+  const SECRET = "fixture-secret-not-for-production-0123456789abcdef";
+  let project = "";
+  beforeAll(async () => {
+    port = await freePort();
+    await launch(port);
+    // A copy of the fixture with its venv where a developer keeps one: .venv beside manage.py.
+    project = join(mkdtempSync(join(tmpdir(), "sockpit-desktop-project-")), "mysite");
+    cpSync(join(ROOT, "tests/fixtures/django"), project, {
+      recursive: true,
+      filter: (src) => !src.includes("__pycache__") && !src.endsWith(".sqlite3"),
+    });
+    symlinkSync(join(ROOT, "target/django-venv"), join(project, ".venv"));
+  }, 60_000);
+  afterAll(async () => {
+    await quit();
+    rmSync(join(project, ".."), { recursive: true, force: true });
+  });
+
+  const page = async () => {
+    try {
+      return await (await fetch(`http://127.0.0.1:${port}/`)).text();
+    } catch {
+      return "";
+    }
+  };
+
+  test("reads it, saves it as a profile that runs the project behind Sockpit; the tray switches back", async () => {
+    await expect.poll(() => text('[data-testid="conn-count"]'), { timeout: 20_000 }).toBe("0");
+    expect(await text('[data-testid="first-run"]')).toContain("Open a Django project");
+    await click('[data-testid="nav-projects"]');
+    const input = await find('[data-testid="project-dir"]');
+    await call("POST", `/element/${input}/value`, { text: project });
+    await click('[data-testid="project-read"]');
+    await expect.poll(() => text('[data-testid="project-preview"]'), { timeout: 30_000 }).toContain("daphne 4.2.3");
+    const preview = (await text('[data-testid="project-preview"]')) ?? "";
+    expect(preview).toContain("/ws/dashboard/ → dashboard.consumers.DashboardConsumer");
+    expect(preview).toContain(`${project}/.venv/bin/python`);
+    const shown = await run(`return document.querySelector('[data-testid="project-preview"]').textContent`);
+    expect(shown).toContain("# secret = \"…\"");
+    expect(shown).not.toContain(SECRET);
+    await run(`document.querySelector('[data-testid="project-preview"] details').open = true;`);
+    await screenshot("desktop-projects.png");
+
+    await click('[data-testid="project-save"]');
+    // One server: the same port now serves the project's pages, through daphne.
+    await expect.poll(page, { timeout: 45_000 }).toContain("<title>Sockpit Django fixture</title>");
+    const file = join(dataDir, "profiles", "mysite.toml");
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(readFileSync(file, "utf8")).toContain(`secret = "${SECRET}"`);
+    await expect
+      .poll(() => run(`return document.querySelector('[data-testid="profile"].active')?.dataset.name`), { timeout: 10_000 })
+      .toBe("mysite");
+    const bus = trayBus()!;
+    await expect.poll(() => menu(bus).get("mysite")?.checked, { timeout: 5000 }).toBe(true);
+    expect(menu(bus).get("Default")?.checked).toBe(false);
+
+    clickTray(bus, "Default");
+    await expect.poll(async () => (await fetch(`http://127.0.0.1:${port}/`)).status, { timeout: 20_000 }).toBe(404);
+    await expect.poll(() => processesWith(`-p ${port + 1} core.asgi`).length, { timeout: 10_000 }).toBe(0);
+    await expect.poll(() => menu(bus).get("Default")?.checked, { timeout: 5000 }).toBe(true);
+    await expect
+      .poll(() => run(`return document.querySelector('[data-testid="profile"].active')?.dataset.name`), { timeout: 10_000 })
+      .toBe("Default");
+  });
+
+  test("a folder that is not a Django project is named in a clear error", async () => {
+    const input = await find('[data-testid="project-dir"]');
+    await call("POST", `/element/${input}/clear`, {});
+    await call("POST", `/element/${input}/value`, { text: dataDir });
+    await click('[data-testid="project-read"]');
+    await expect.poll(() => text('[data-testid="project-error"]'), { timeout: 10_000 }).toContain("no manage.py here");
+    expect(readFileSync(join(dataDir, "profiles", "active"), "utf8")).toBe("Default");
+  });
+});
+
 describe("a second launch", () => {
   let first: ChildProcess | undefined;
   afterAll(async () => {
@@ -328,9 +407,10 @@ describe("the tray menu", () => {
   afterAll(quit);
 
   test("lists the design's items", () => {
+    // The design's items, plus the profiles ("Profile ▸ Default") and "Open a Django project…".
     expect([...menu(bus).keys()]).toEqual([
-      "Stop", "Restart", "Open Sockpit", "Copy WebSocket URL", "Copy test token",
-      "Launch at login", "Quit",
+      "Stop", "Restart", "Profile", "Default", "Open a Django project…", "Open Sockpit",
+      "Copy WebSocket URL", "Copy test token", "Launch at login", "Quit",
     ]);
   });
 

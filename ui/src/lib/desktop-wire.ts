@@ -50,3 +50,47 @@ holder?: PortHolder,
  * Whether a tray icon is shown (false where the tray library is missing).
  */
 tray: boolean, };
+
+export type Profile = { 
+/**
+ * Its name (the project folder's, made unique).
+ */
+name: string, 
+/**
+ * Its config file.
+ */
+file: string, 
+/**
+ * The Django project it was made from.
+ */
+project?: string, 
+/**
+ * Whether it is the one in force.
+ */
+active: boolean, };
+
+export type ProjectPreview = { 
+/**
+ * The project's root.
+ */
+project: string, 
+/**
+ * The name the profile would get.
+ */
+name: string, 
+/**
+ * What was read from where: `[topic, what]`.
+ */
+report: Array<[string, string]>, 
+/**
+ * What was guessed rather than read.
+ */
+guesses: Array<string>, 
+/**
+ * Whether the project's own consumers serve its sockets (else Sockpit's endpoints).
+ */
+relays: boolean, 
+/**
+ * The config as it will be saved, its secret hidden.
+ */
+toml: string, };

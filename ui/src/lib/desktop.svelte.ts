@@ -3,7 +3,7 @@
 // shell's status events; while running, the API base and key come from that status.
 import { config, setConfig } from "./api";
 import { reconnect, setRetryGate } from "./live.svelte";
-import type { Status } from "./desktop-wire";
+import type { Profile, Status } from "./desktop-wire";
 import { desktop, inTauri } from "./tauri";
 
 export const shell = $state({
@@ -12,6 +12,8 @@ export const shell = $state({
   busy: false,
   error: "",
   lastState: null as Status["state"] | null,
+  /** The config profiles ("Default" and one per Django project opened). */
+  profiles: [] as Profile[],
 });
 
 /** `onRunning` starts the live view and says whether it started just now. */
@@ -36,8 +38,16 @@ export async function startDesktop(onRunning: OnRunning): Promise<boolean> {
   // While the shell says the server is down, the events socket waits for it.
   setRetryGate(() => shell.status?.state === "running");
   await desktop.onStatus((s) => apply(s, onRunning));
+  await desktop.onProfiles((p) => (shell.profiles = p));
   apply(await desktop.status(), onRunning);
+  shell.profiles = await desktop.profiles();
   return true;
+}
+
+/** The error text of a failed command (`{kind, message}` or a string). */
+export function errorText(e: unknown): string {
+  const err = e as { message?: string } | string;
+  return typeof err === "string" ? err : (err.message ?? String(e));
 }
 
 /** Runs a lifecycle action, showing its error instead of throwing. */
@@ -48,8 +58,7 @@ export async function act(action: "start" | "stop" | "restart" | "useFreePort"):
     // The status itself arrives as an event; the reply only ends the busy state.
     await desktop[action]();
   } catch (e) {
-    const err = e as { message?: string } | string;
-    shell.error = typeof err === "string" ? err : (err.message ?? String(e));
+    shell.error = errorText(e);
   } finally {
     shell.busy = false;
   }

@@ -2,15 +2,17 @@
 // lives here. Outside Tauri (the browser UI) nothing here is called.
 import { invoke } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
-import type { Status } from "./desktop-wire";
+import type { Profile, ProjectPreview, Status } from "./desktop-wire";
 
 /** True inside the desktop app's window. */
 export function inTauri(): boolean {
   return typeof window !== "undefined" && "__TAURI_INTERNALS__" in window;
 }
 
-/** The status event the shell emits on every change (see src-tauri/src/lib.rs). */
+/** The events the shell emits (see src-tauri/src/lib.rs). */
 const STATUS_EVENT = "sockpit://status";
+const PROFILES_EVENT = "sockpit://profiles";
+const OPEN_PROJECT_EVENT = "sockpit://open-project";
 
 export const desktop = {
   status: () => invoke<Status>("status"),
@@ -23,6 +25,13 @@ export const desktop = {
   copyText: (text: string) => invoke<void>("copy_text", { text }),
   onStatus: (cb: (s: Status) => void): Promise<UnlistenFn> =>
     listen<Status>(STATUS_EVENT, (e) => cb(e.payload)),
+  profiles: () => invoke<Profile[]>("profiles"),
+  switchProfile: (name: string) => invoke<Status>("switch_profile", { name }),
+  inspectProject: (dir: string, python: string) => invoke<ProjectPreview>("inspect_project", { dir, python }),
+  addProject: (dir: string, python: string) => invoke<Status>("add_project", { dir, python }),
+  onProfiles: (cb: (p: Profile[]) => void): Promise<UnlistenFn> =>
+    listen<Profile[]>(PROFILES_EVENT, (e) => cb(e.payload)),
+  onOpenProject: (cb: () => void): Promise<UnlistenFn> => listen(OPEN_PROJECT_EVENT, () => cb()),
 };
 
 /** Copies text: through the shell in the desktop app, else the browser's clipboard. */
