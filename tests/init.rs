@@ -318,6 +318,12 @@ fn routes_with_converters_become_params_and_a_hostile_key_stays_one_toml_string(
         "\"fixture-secret-not-for-production-0123456789abcdef\"",
         &format!("{hostile:?}").replace("\\u{0}", "\\x00"),
     );
+    // A dev setting that would let any web page open sockets: Sockpit stays local.
+    edit(
+        &dir.join("core/settings.py"),
+        "ALLOWED_HOSTS = [\"localhost\", \"127.0.0.1\", \"[::1]\"]",
+        "ALLOWED_HOSTS = [\"*\", \".example.com\"]\nCORS_ALLOW_ALL_ORIGINS = True",
+    );
     let python = venv_python();
     let out = init(
         &[
@@ -339,6 +345,26 @@ fn routes_with_converters_become_params_and_a_hostile_key_stays_one_toml_string(
     assert_eq!(config.auth.secret, hostile);
     assert_eq!(config.server.port, 9100);
     assert_eq!(config.proxy.upstream.unwrap().port(), 9101);
+    let origins: Vec<String> = config
+        .server
+        .allowed_origins
+        .iter()
+        .map(|o| o.to_string())
+        .collect();
+    assert_eq!(
+        origins,
+        [
+            "http://localhost:*",
+            "http://127.0.0.1:*",
+            "http://[::1]:*",
+            "http://example.com:*"
+        ]
+    );
+    assert!(
+        stderr.contains("ALLOWED_HOSTS has \"*\": Sockpit still allows only local pages"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("CORS_ALLOW_ALL_ORIGINS is on"), "{stderr}");
     assert!(
         toml.contains("# path = \"/ws/chat/{room}/{page}/\""),
         "{toml}"

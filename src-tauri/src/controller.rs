@@ -146,6 +146,9 @@ pub struct Controller {
     status: watch::Sender<Status>,
     /// The config files to switch between.
     profiles: Profiles,
+    /// One switch at a time, so the profile marked active is the one that runs (a tokio
+    /// mutex: held across the switch's stop and start).
+    switching: tokio::sync::Mutex<()>,
 }
 
 impl Controller {
@@ -156,6 +159,7 @@ impl Controller {
             supervisor: Supervisor::new(config, paths),
             status,
             profiles,
+            switching: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -167,6 +171,7 @@ impl Controller {
     /// Makes `name` the active profile and runs its config (one server at a time). A
     /// profile whose file does not load is refused and the server keeps running as it was.
     pub async fn switch_profile(&self, name: &str) -> Result<Status, ControlError> {
+        let _one = self.switching.lock().await;
         let file = self
             .profiles
             .file(name)

@@ -35,6 +35,9 @@ pub struct Rendered {
     pub relays: bool,
 }
 
+/// Pages on this machine.
+const LOCAL_ORIGINS: [&str; 3] = ["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"];
+
 /// The algorithms `[auth] algorithm` takes.
 const ALGORITHMS: [&str; 5] = ["HS256", "HS384", "HS512", "RS256", "ES256"];
 
@@ -228,9 +231,11 @@ fn origins(found: &Found, r: &mut Rendered) -> String {
     };
     for host in &hosts {
         if host == "*" {
-            list.push("*".into());
+            // Any web page the user opens could then open sockets here: stay local, as
+            // Sockpit does by default, and say so.
+            list.extend(LOCAL_ORIGINS.map(String::from));
             r.guesses.push(
-                "ALLOWED_HOSTS has \"*\": any page may open a WebSocket, as in Django".into(),
+                "ALLOWED_HOSTS has \"*\": Sockpit still allows only local pages; add the origins you use".into(),
             );
         } else if let Some(domain) = host.strip_prefix('.') {
             list.push(format!("http://{domain}:*"));
@@ -246,8 +251,9 @@ fn origins(found: &Found, r: &mut Rendered) -> String {
     }
     list.extend(found.cors_origins.iter().cloned());
     if found.cors_allow_all {
-        from.push("CORS_ALLOW_ALL_ORIGINS".into());
-        list.push("*".into());
+        r.guesses.push(
+            "CORS_ALLOW_ALL_ORIGINS is on: Sockpit does not follow it for WebSockets; add the origins you use".into(),
+        );
     }
     let mut seen = std::collections::HashSet::new();
     list.retain(|o| {
@@ -260,9 +266,9 @@ fn origins(found: &Found, r: &mut Rendered) -> String {
         ok && seen.insert(o.clone())
     });
     if list.is_empty() {
-        list.push("http://localhost:*".into());
+        list.extend(LOCAL_ORIGINS.map(String::from));
         r.guesses
-            .push("no usable host in the settings; allowed localhost only".into());
+            .push("no usable host in the settings; allowed local pages only".into());
     }
     let text = list.iter().map(|o| quote(o)).collect::<Vec<_>>().join(", ");
     r.report
