@@ -104,12 +104,18 @@ pub fn render(found: &Found, opts: &Options) -> Rendered {
     };
     let runserver = format!("{py} manage.py runserver 127.0.0.1:{upstream_port}");
     r.relays = asgi_command.is_some() && !found.routes.is_empty();
+    let routes_from = found.routes_source.as_deref().unwrap_or("nowhere");
+    // Why the project's own app does not take the sockets, when it does not.
+    let why_not = match (&asgi_command, found.routes.is_empty()) {
+        (None, _) => one_line(&server),
+        (Some(_), true) => format!("no websocket routes in {}", one_line(routes_from)),
+        (Some(_), false) => String::new(),
+    };
     r.report.push(("server", server));
     r.guesses.push(format!(
         "the project's server listens on 127.0.0.1:{upstream_port} (Sockpit's port + 1)"
     ));
 
-    let routes_from = found.routes_source.as_deref().unwrap_or("nowhere");
     if found.routes.is_empty() {
         r.report
             .push(("websockets", format!("no routes ({routes_from})")));
@@ -164,14 +170,9 @@ pub fn render(found: &Found, opts: &Options) -> Rendered {
     } else {
         let _ = writeln!(
             t,
-            "# The project cannot serve WebSockets itself ({}), so Sockpit's endpoints\n\
-             # take its routes and runserver keeps serving the pages; group_send reaches the\n\
-             # endpoints' channels through the bridge (see [bridge]).\n",
-            r.report
-                .iter()
-                .find(|(k, _)| *k == "server")
-                .map(|(_, v)| v.as_str())
-                .unwrap_or("")
+            "# The project's own app does not take WebSockets ({why_not}), so Sockpit's\n\
+             # endpoints do and runserver keeps serving the pages; group_send reaches the\n\
+             # endpoints' channels through the bridge (see [bridge]).\n"
         );
     }
     let _ = writeln!(t, "[server]\nport = {}", opts.port);
