@@ -79,6 +79,22 @@ pub async fn switch_profile<R: Runtime>(
     r
 }
 
+/// A path as typed in the window: trimmed, `~/` meaning the home directory (no shell
+/// expands it here).
+fn typed_path(text: &str) -> std::path::PathBuf {
+    let text = text.trim();
+    match (text.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => std::path::Path::new(&home).join(rest),
+        _ => text.into(),
+    }
+}
+
+/// An optional path field: empty means not given.
+fn optional_path(text: Option<String>) -> Option<std::path::PathBuf> {
+    text.filter(|t| !t.trim().is_empty())
+        .map(|t| typed_path(&t))
+}
+
 /// Reads a Django project: what a profile made from it would say.
 #[tauri::command]
 pub async fn inspect_project(
@@ -87,7 +103,7 @@ pub async fn inspect_project(
     python: Option<String>,
 ) -> Result<ProjectPreview, ControlError> {
     controller
-        .inspect_project(dir.into(), python.filter(|p| !p.is_empty()).map(Into::into))
+        .inspect_project(typed_path(&dir), optional_path(python))
         .await
 }
 
@@ -100,7 +116,7 @@ pub async fn add_project<R: Runtime>(
     python: Option<String>,
 ) -> Result<Status, ControlError> {
     let r = controller
-        .add_project(dir.into(), python.filter(|p| !p.is_empty()).map(Into::into))
+        .add_project(typed_path(&dir), optional_path(python))
         .await;
     crate::profiles_changed(&app);
     r

@@ -201,6 +201,18 @@ fn a_django_project_becomes_a_profile_and_profiles_switch_one_server_at_a_time()
         e["message"].as_str().unwrap().contains("no manage.py here"),
         "{e}"
     );
+    // A path as typed: `~/` is the home directory, an empty python is none given.
+    let e = invoke(
+        &t,
+        "inspect_project",
+        json!({"dir": " ~/no-such-sockpit-project ", "python": ""}),
+    )
+    .unwrap_err();
+    let home = std::env::var("HOME").unwrap();
+    assert_eq!(
+        e["message"],
+        format!("{home}/no-such-sockpit-project: no such directory")
+    );
     let e = invoke(&t, "switch_profile", json!({"name": "../../etc/passwd"})).unwrap_err();
     assert_eq!(e["message"], "no profile named \"../../etc/passwd\"");
     assert_eq!(invoke(&t, "status", json!({})).unwrap()["state"], "running");
