@@ -90,7 +90,7 @@ enum Command {
         #[arg(long)]
         show_secret: bool,
         /// Sockpit's port; the project's server gets the next one.
-        #[arg(long, default_value_t = 8000)]
+        #[arg(long, default_value_t = 8000, value_parser = clap::value_parser!(u16).range(1..65535))]
         port: u16,
     },
 }

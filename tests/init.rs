@@ -442,6 +442,13 @@ fn bad_projects_get_a_clear_message_and_nothing_is_written() -> Result<()> {
     );
     assert!(std::fs::read_dir(&empty)?.next().is_none());
 
+    // A port with no next one for the project's server.
+    for port in ["0", "65535", "x"] {
+        let out = init(&[empty.to_str().unwrap(), "--port", port, "--write"], &[]);
+        assert!(!out.status.success());
+        assert!(text(&out).1.contains("--port"), "{}", text(&out).1);
+    }
+
     let out = init(&["/nonexistent/project", "--write"], &[]);
     assert!(
         text(&out)

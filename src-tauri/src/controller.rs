@@ -235,6 +235,13 @@ impl Controller {
             Some(h) => h.local_addr().port(),
             None => self.supervisor.config().server.port,
         };
+        // Not running on a random (0) or the last port: DESIGN's default, so the project's
+        // server has a next port.
+        let port = if (1..u16::MAX).contains(&port) {
+            port
+        } else {
+            8000
+        };
         tokio::task::spawn_blocking(move || {
             init::propose(
                 &dir,

@@ -73,7 +73,8 @@ pub fn render(found: &Found, opts: &Options) -> Rendered {
         ),
     ));
 
-    let upstream_port = opts.port.wrapping_add(1).max(1);
+    // Callers give a port below 65535 (the CLI refuses others).
+    let upstream_port = opts.port.saturating_add(1);
     let asgi = found
         .asgi_application
         .as_deref()
