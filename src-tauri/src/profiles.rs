@@ -116,16 +116,15 @@ impl Profiles {
         names.sort();
         std::iter::once(DEFAULT.to_string())
             .chain(names)
-            .filter_map(|name| {
-                let file = self.file(&name).or_else(|| {
-                    (name == DEFAULT).then(|| self.default_file.clone().unwrap_or_default())
-                })?;
-                Some(Profile {
+            .map(|name| {
+                // Only "Default" can lack a file (no config dir on this system).
+                let file = self.file(&name).unwrap_or_default();
+                Profile {
                     project: project_of(&file),
                     file: file.display().to_string(),
                     active: name == active,
                     name,
-                })
+                }
             })
             .collect()
     }

@@ -242,7 +242,7 @@ def env_origin(sources, name):
                     if isinstance(k, ast.Constant) and k.value == name:
                         value = v
             if value is not None:
-                where = f"{rel(os.path.dirname(sources[0][0]), path, up=True)}:{value.lineno}"
+                where = f"{rel(os.getcwd(), path)}:{value.lineno}"
                 return {"env": env_var_in(value), "where": where}
     return None
 
@@ -578,9 +578,8 @@ def read(path):
         return None
 
 
-def rel(base, path, up=False):
-    if up:
-        base = os.getcwd()
+def rel(base, path):
+    """`path` relative to `base` when inside it, else as it is."""
     r = os.path.relpath(path, base)
     return path if r.startswith("..") else r
 
